@@ -1,0 +1,1 @@
+"""The prediction service: loads a model bundle and answers predictions over HTTP."""

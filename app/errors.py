@@ -1,0 +1,100 @@
+"""Domain errors that carry their HTTP status, and the one place that renders every error."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    """Base of the errors a client can be told about; `status_code` says which."""
+
+    status_code = 500
+
+    def __init__(self, message: str, details: Sequence[dict[str, Any]] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = list(details)
+
+
+class MalformedBody(ServiceError):
+    status_code = 400
+
+
+class InvalidInput(ServiceError):
+    status_code = 422
+
+
+class TooManyRows(ServiceError):
+    status_code = 413
+
+
+class ModelNotReady(ServiceError):
+    status_code = 503
+
+
+def error_body(message: str, details: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The single error shape: `{"error": message}` plus `details` (each with a `loc`)."""
+    body: dict[str, Any] = {"error": message}
+    if details:
+        body["details"] = list(details)
+    return body
+
+
+def _location(loc: Sequence[int | str]) -> str:
+    """("body", "instances", 3, "age") -> "instances[3].age", as a client would write it."""
+    out = ""
+    for part in loc[1:] if loc and loc[0] == "body" else loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+def validation_failure(errors: Sequence[Any]) -> ServiceError:
+    """Pydantic's error list -> MalformedBody (not JSON at all) or InvalidInput (with where)."""
+    for e in errors:
+        if e["type"] == "json_invalid":
+            reason = e.get("ctx", {}).get("error", "")
+            return MalformedBody(f"request body is not valid JSON: {reason}".rstrip(": "))
+    details = [{"loc": _location(e["loc"]), "message": e["msg"]} for e in errors]
+    first = details[0]
+    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+    return InvalidInput(f"{first['loc']}: {first['message']}{more}", details)
+
+
+def _render(exc: ServiceError) -> JSONResponse:
+    return JSONResponse(error_body(exc.message, exc.details), status_code=exc.status_code)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render domain, validation, routing and unexpected errors in the same JSON shape."""
+
+    async def on_service_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ServiceError)
+        return _render(exc)
+
+    async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return _render(validation_failure(exc.errors()))
+
+    async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        return JSONResponse(
+            error_body(str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+        )
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(error_body("internal server error"), status_code=500)
+
+    app.add_exception_handler(ServiceError, on_service_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(HTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

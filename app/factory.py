@@ -1,0 +1,48 @@
+"""The app factory and its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from fastapi import FastAPI
+
+from app.errors import install_error_handlers
+from app.loading import load_predictor
+from app.predictor import Predictor
+from app.routes import health, predict
+from app.settings import Settings
+from app.state import ServiceState
+
+
+def create_app(settings: Settings | None = None, predictor: Predictor | None = None) -> FastAPI:
+    """Build the service. Pass `predictor` when it was loaded already, else the lifespan loads it.
+
+    The model is loaded and warmed before the server accepts its first request.
+    """
+    settings = settings or Settings()
+    state = ServiceState()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        state.predictor = predictor or await anyio.to_thread.run_sync(load_predictor, settings)
+        try:
+            yield
+        finally:
+            state.shutting_down = True
+            state.predictor = None
+
+    app = FastAPI(
+        title="tabserve",
+        summary="Predictions from a tabular TensorFlow model bundle.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.service = state
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(predict.router)
+    app.include_router(health.router)
+    return app
+

@@ -1,0 +1,67 @@
+"""Load one bundle version into a warmed-up Predictor, or fail with a BundleError."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from app.bundle import (
+    SAVED_MODEL_DIR,
+    BundleError,
+    read_metadata,
+    read_stats,
+    resolve_version_dir,
+)
+from app.predictor import Predictor
+from app.runtime import SavedModelRuntime
+from app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def load_predictor(settings: Settings) -> Predictor:
+    """Resolve, read, check and warm the configured model; every failure names its path."""
+    started = time.perf_counter()
+    version_dir = resolve_version_dir(settings.model_dir, settings.model_name, settings.model_version)
+    stats = read_stats(version_dir)
+    metadata = read_metadata(version_dir)
+    if metadata.features != stats.features:
+        raise BundleError(version_dir, "metadata and preprocessing statistics list different features")
+    if (metadata.name, str(metadata.version)) != (version_dir.parent.name, version_dir.name):
+        raise BundleError(
+            version_dir,
+            f"metadata says {metadata.name} version {metadata.version}, "
+            "which does not match the directory",
+        )
+    saved_model = version_dir / SAVED_MODEL_DIR
+    if not saved_model.is_dir():
+        raise BundleError(saved_model, "SavedModel directory is missing")
+    runtime = SavedModelRuntime(saved_model)
+    if runtime.input_width not in (None, len(stats.features)):
+        raise BundleError(
+            saved_model,
+            f"model takes {runtime.input_width} inputs but the bundle has "
+            f"{len(stats.features)} features",
+        )
+    predictor = Predictor(stats, metadata, runtime, max_rows=settings.max_rows)
+    _warm_up(predictor, version_dir)
+    logger.info(
+        "loaded model %s version %d (%d features, runtime %s) in %.2f s",
+        predictor.name,
+        predictor.version,
+        len(stats.features),
+        runtime.name,
+        time.perf_counter() - started,
+    )
+    return predictor
+
+
+def _warm_up(predictor: Predictor, version_dir: Path) -> None:
+    # The first call traces and allocates; pay for it before the service says it is ready,
+    # and prove the model answers with a number for an all-missing row.
+    out = predictor.predict(np.full((1, len(predictor.features)), np.nan))
+    if out.shape != (1,) or not np.isfinite(out).all():
+        raise BundleError(version_dir, f"warm-up prediction is not one finite number: {out}")

@@ -1,0 +1,1 @@
+"""HTTP routes: thin layers that validate, call the predictor and shape the response."""

@@ -1,0 +1,1 @@
+"""Offline training: a CSV in, a model bundle under `models/<name>/<version>/` out."""
