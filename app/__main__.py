@@ -1,4 +1,4 @@
-"""`python -m app`: load the model first, then serve; a bad bundle or setting exits 2 in one line."""
+"""`python -m app`: load the model, then serve; a bad bundle or setting exits 2 in one line."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import uvicorn
 from pydantic import ValidationError
 
 from app.bundle import BundleError
+from app.factory import create_app
 from app.loading import load_predictor
 from app.logs import configure_logging
-from app.factory import create_app
 from app.settings import Settings
 
 

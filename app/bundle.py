@@ -7,7 +7,6 @@ It depends on numpy and pydantic only: importing it must stay cheap.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -79,10 +78,11 @@ class PreprocessingStats(_Strict):
     def fit(cls, x: np.ndarray, y: np.ndarray, features: list[str], target: str) -> Self:
         """Fit on training rows `x` (n, f) with NaN or inf for missing, and targets `y` (n,)."""
         x = _missing_as_nan(x)
-        with np.errstate(all="ignore"):  # an all-missing column warns; it is handled below
-            means = np.nanmean(x, axis=0)
+        present = (~np.isnan(x)).sum(axis=0)
         # An all-missing column has no mean: fill it with 0, which standardises to 0 as well.
-        means = np.where(np.isfinite(means), means, 0.0)
+        means = np.divide(
+            np.nansum(x, axis=0), present, out=np.zeros(x.shape[1]), where=present > 0
+        )
         filled = np.where(np.isnan(x), means, x)
         return cls(
             features=list(features),
@@ -100,7 +100,8 @@ class PreprocessingStats(_Strict):
         if x.ndim != 2 or x.shape[1] != len(self.features):
             raise ValueError(f"expected rows of {len(self.features)} features, got shape {x.shape}")
         filled = np.where(np.isnan(x), np.asarray(self.fill_values), x)
-        return ((filled - np.asarray(self.means)) / np.asarray(self.stds)).astype(np.float32)
+        scaled: np.ndarray = (filled - np.asarray(self.means)) / np.asarray(self.stds)
+        return scaled.astype(np.float32)
 
     def scale_target(self, y: np.ndarray) -> np.ndarray:
         """Targets in real units -> the standardised values the network is trained on."""
@@ -193,9 +194,7 @@ def list_versions(model_dir: Path) -> list[int]:
     """Published versions of one model, ascending. Half-written versions are never listed."""
     if not model_dir.is_dir():
         return []
-    return sorted(
-        int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()
-    )
+    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
 
 
 def resolve_version_dir(model_root: Path, name: str, version: int | None = None) -> Path:
@@ -239,10 +238,10 @@ def _next_version(model_dir: Path) -> int:
 
 def _rename_into_place(scratch: Path, model_dir: Path, version: int) -> None:
     target = model_dir / str(version)
-    # os.rename replaces an empty directory silently; refuse any existing one instead.
+    # rename(2) replaces an empty directory silently; refuse any existing one instead.
     if target.exists():
         raise BundleError(target, "another writer published this version meanwhile; run again")
     try:
-        os.rename(scratch, target)
+        scratch.rename(target)
     except OSError as exc:
         raise BundleError(target, f"cannot publish the version ({exc.strerror})") from None

@@ -45,4 +45,3 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     app.include_router(predict.router)
     app.include_router(health.router)
     return app
-

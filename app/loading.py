@@ -25,11 +25,15 @@ logger = logging.getLogger(__name__)
 def load_predictor(settings: Settings) -> Predictor:
     """Resolve, read, check and warm the configured model; every failure names its path."""
     started = time.perf_counter()
-    version_dir = resolve_version_dir(settings.model_dir, settings.model_name, settings.model_version)
+    version_dir = resolve_version_dir(
+        settings.model_dir, settings.model_name, settings.model_version
+    )
     stats = read_stats(version_dir)
     metadata = read_metadata(version_dir)
     if metadata.features != stats.features:
-        raise BundleError(version_dir, "metadata and preprocessing statistics list different features")
+        raise BundleError(
+            version_dir, "metadata and preprocessing statistics list different features"
+        )
     if (metadata.name, str(metadata.version)) != (version_dir.parent.name, version_dir.name):
         raise BundleError(
             version_dir,

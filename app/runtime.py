@@ -29,7 +29,7 @@ class SavedModelRuntime:
     name = "savedmodel"
 
     def __init__(self, path: Path) -> None:
-        import tensorflow as tf  # imported here: it takes seconds and most imports of app don't need it
+        import tensorflow as tf  # here, not at the top: importing it takes seconds
 
         self._tf = tf
         try:

@@ -37,7 +37,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--data", type=Path, help="CSV file (default: scikit-learn's diabetes data)")
     p.add_argument("--target", default=defaults.target, help="target column (default: %(default)s)")
-    p.add_argument("--model-dir", type=Path, default=defaults.model_dir, help="(default: %(default)s)")
+    p.add_argument(
+        "--model-dir", type=Path, default=defaults.model_dir, help="(default: %(default)s)"
+    )
     p.add_argument("--model-name", default=defaults.model_name, help="(default: %(default)s)")
     p.add_argument("--epochs", type=_positive_int, default=defaults.epochs, help="most epochs")
     p.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)

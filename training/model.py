@@ -12,8 +12,8 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 
-import keras  # noqa: E402  (after the log level, which TensorFlow reads at import)
-import tensorflow as tf  # noqa: E402
+import keras
+import tensorflow as tf
 
 logger = logging.getLogger(__name__)
 

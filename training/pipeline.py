@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 
 from app.bundle import (
+    METADATA_FILE,
     SAVED_MODEL_DIR,
     STATS_FILE,
-    METADATA_FILE,
     Metadata,
     PreprocessingStats,
     RowCounts,
@@ -109,4 +109,3 @@ def run(config: TrainConfig) -> Path:
         )
         write_json(scratch / METADATA_FILE, metadata)
     return model_dir / str(version)
-
