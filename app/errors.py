@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,10 +19,20 @@ class ServiceError(Exception):
 
     status_code = 500
 
-    def __init__(self, message: str, details: Sequence[dict[str, Any]] = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        details: Sequence[dict[str, Any]] = (),
+        *,
+        status_code: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = list(details)
+        self.headers = dict(headers or {})
+        if status_code is not None:
+            self.status_code = status_code
 
 
 class MalformedBody(ServiceError):
@@ -69,32 +79,28 @@ def validation_failure(errors: Sequence[Any]) -> ServiceError:
     return InvalidInput(f"{first['loc']}: {first['message']}{more}", details)
 
 
-def _render(exc: ServiceError) -> JSONResponse:
-    return JSONResponse(error_body(exc.message, exc.details), status_code=exc.status_code)
+def as_service_error(exc: Exception) -> ServiceError:
+    """Any exception -> the ServiceError a client is shown; unexpected ones are logged."""
+    if isinstance(exc, ServiceError):
+        return exc
+    if isinstance(exc, RequestValidationError):
+        return validation_failure(exc.errors())
+    if isinstance(exc, HTTPException):
+        return ServiceError(str(exc.detail), status_code=exc.status_code, headers=exc.headers)
+    logger.error("unhandled error", exc_info=exc)
+    return ServiceError("internal server error")
+
+
+async def render_error(_: Request, exc: Exception) -> JSONResponse:
+    """The one exception handler: every error leaves the service in the same JSON shape."""
+    error = as_service_error(exc)
+    return JSONResponse(
+        error_body(error.message, error.details),
+        status_code=error.status_code,
+        headers=error.headers,
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Render domain, validation, routing and unexpected errors in the same JSON shape."""
-
-    async def on_service_error(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, ServiceError)
-        return _render(exc)
-
-    async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
-        return _render(validation_failure(exc.errors()))
-
-    async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, HTTPException)
-        return JSONResponse(
-            error_body(str(exc.detail)), status_code=exc.status_code, headers=exc.headers
-        )
-
-    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(error_body("internal server error"), status_code=500)
-
-    app.add_exception_handler(ServiceError, on_service_error)
-    app.add_exception_handler(RequestValidationError, on_validation_error)
-    app.add_exception_handler(HTTPException, on_http_error)
-    app.add_exception_handler(Exception, on_unexpected)
+    for exc_type in (ServiceError, RequestValidationError, HTTPException, Exception):
+        app.add_exception_handler(exc_type, render_error)

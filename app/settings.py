@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     max_rows: int = Field(default=10_000, ge=1)
     """Most rows accepted in one prediction request; more is answered with 413."""
 
-    host: str = "0.0.0.0"
+    host: str = "0.0.0.0"  # noqa: S104 (a container's port is reached through all interfaces)
     """Address the server binds to (used by `python -m app`)."""
 
     port: int = Field(default=8000, ge=1, le=65535)

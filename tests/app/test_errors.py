@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from pathlib import Path
+from typing import Any, cast
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+
+from app.factory import create_app
+from app.loading import load_predictor
+from app.runtime import Runtime
+from tests.conftest import settings_for
 
 FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
 
@@ -117,3 +125,21 @@ def test_bad_requests_leave_the_service_serving(client: TestClient) -> None:
         client.post("/predict", content=body)
     assert client.get("/readyz").status_code == 200
     assert client.post("/predict", json={"instances": [row()]}).json() == before
+
+
+def test_an_unexpected_failure_is_a_logged_500_in_the_same_shape(
+    model_root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def failing_runtime(x: np.ndarray) -> np.ndarray:
+        raise RuntimeError("kernel exploded")
+
+    predictor = load_predictor(settings_for(model_root))
+    broken = dataclasses.replace(predictor, runtime=cast(Runtime, failing_runtime))
+    app = create_app(settings_for(model_root), predictor=broken)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.post("/predict", json={"instances": [row()]})
+        assert response.status_code == 500
+        assert response.json() == {"error": "internal server error"}
+        assert "kernel exploded" not in response.text
+        assert client.get("/readyz").status_code == 200
+    assert any("kernel exploded" in str(r.exc_info) for r in caplog.records)

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Build the image and bring up the compose stack for real, on a throwaway copy of the repo:
+# `train` must write a bundle, `api` must turn healthy and answer /predict. Needs a Docker
+# engine with the compose plugin; not part of CI. Prints the image size and the time to healthy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+project="tabserve-check-$$"
+port="${API_PORT:-18000}"
+work=$(mktemp -d)
+git ls-files -z | xargs -0 cp --parents -t "$work"
+cleanup() {
+  (cd "$work" && docker compose -p "$project" down -v -t 5 >/dev/null 2>&1) || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+cd "$work"
+docker compose -p "$project" build
+echo "image size: $(docker image inspect tabserve:latest --format '{{.Size}}' | awk '{printf "%.0f MB", $1/1e6}')"
+
+started=$(date +%s)
+API_PORT="$port" docker compose -p "$project" up -d
+for _ in $(seq 1 120); do
+  status=$(docker inspect --format '{{.State.Health.Status}}' "$(docker compose -p "$project" ps -q api)" 2>/dev/null || true)
+  [ "$status" = healthy ] && break
+  sleep 2
+done
+if [ "${status:-}" != healthy ]; then
+  docker compose -p "$project" logs
+  echo "api did not become healthy" >&2
+  exit 1
+fi
+echo "compose up -> api healthy: $(( $(date +%s) - started )) s"
+ls -ln models/default
+body='{"instances": [{"age": 0.038, "sex": 0.051, "bmi": 0.062, "bp": 0.022, "s1": -0.044, "s2": -0.035, "s3": -0.043, "s4": -0.003, "s5": 0.020, "s6": null}]}'
+curl -fsS -X POST "http://127.0.0.1:$port/predict" -H 'Content-Type: application/json' -d "$body"
+echo
+docker compose -p "$project" exec -T api id
