@@ -40,7 +40,6 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
         lifespan=lifespan,
     )
     app.state.service = state
-    app.state.settings = settings
     install_error_handlers(app)
     app.include_router(predict.router)
     app.include_router(health.router)

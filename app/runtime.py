@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,6 +30,7 @@ class SavedModelRuntime:
     name = "savedmodel"
 
     def __init__(self, path: Path) -> None:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
         import tensorflow as tf  # here, not at the top: importing it takes seconds
 
         self._tf = tf

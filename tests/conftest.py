@@ -36,14 +36,12 @@ def diabetes_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def model_root(tmp_path_factory: pytest.TempPathFactory, diabetes_csv: Path) -> Path:
     """A model root holding one trained bundle, `diabetes/1`."""
-    from training.pipeline import TrainConfig, run
+    from training.config import Hyperparameters, TrainConfig
+    from training.pipeline import run
 
     root = tmp_path_factory.mktemp("models")
-    run(
-        TrainConfig(
-            data=diabetes_csv, model_dir=root, model_name="diabetes", epochs=TRAIN_EPOCHS, seed=SEED
-        )
-    )
+    params = Hyperparameters(epochs=TRAIN_EPOCHS, seed=SEED)
+    run(TrainConfig(data=diabetes_csv, model_dir=root, model_name="diabetes", params=params))
     return root
 
 

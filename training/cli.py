@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from app.bundle import BundleError, list_versions
+from training.config import Hyperparameters, TrainConfig
 from training.errors import TrainingError
-from training.pipeline import TrainConfig, run
+from training.pipeline import run
 
 logger = logging.getLogger("training")
 
@@ -30,7 +31,7 @@ def _positive_float(text: str) -> float:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    defaults = TrainConfig()
+    defaults, hyper = TrainConfig(), Hyperparameters()
     p = argparse.ArgumentParser(
         prog="python -m training",
         description="Train an MLP on a CSV and publish it as the next version of a model bundle.",
@@ -41,10 +42,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--model-dir", type=Path, default=defaults.model_dir, help="(default: %(default)s)"
     )
     p.add_argument("--model-name", default=defaults.model_name, help="(default: %(default)s)")
-    p.add_argument("--epochs", type=_positive_int, default=defaults.epochs, help="most epochs")
-    p.add_argument("--batch-size", type=_positive_int, default=defaults.batch_size)
-    p.add_argument("--learning-rate", type=_positive_float, default=defaults.learning_rate)
-    p.add_argument("--seed", type=int, default=defaults.seed, help="split and weights seed")
+    p.add_argument("--epochs", type=_positive_int, default=hyper.epochs, help="most epochs")
+    p.add_argument("--batch-size", type=_positive_int, default=hyper.batch_size)
+    p.add_argument("--learning-rate", type=_positive_float, default=hyper.learning_rate)
+    p.add_argument("--seed", type=int, default=hyper.seed, help="split and weights seed")
     p.add_argument(
         "--if-missing",
         action="store_true",
@@ -69,10 +70,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         target=args.target,
         model_dir=args.model_dir,
         model_name=args.model_name,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
+        params=Hyperparameters(
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            seed=args.seed,
+        ),
     )
     try:
         version_dir = run(config)

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from training.config import Hyperparameters
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 
 import keras
@@ -18,15 +20,6 @@ import tensorflow as tf
 logger = logging.getLogger(__name__)
 
 INPUT_NAME = "features"
-
-
-@dataclass(frozen=True)
-class Hyperparameters:
-    epochs: int = 200
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    patience: int = 20
-    seed: int = 42
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,28 +20,18 @@ from app.bundle import (
     publish_version,
     write_json,
 )
+from training.config import TrainConfig
 from training.data import features_matrix, load_dataset, split_dataset
 from training.evaluate import regression_metrics
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    data: Path | None = None
-    target: str = "target"
-    model_dir: Path = Path("models")
-    model_name: str = "default"
-    epochs: int = 200
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    seed: int = 42
-
-
 def run(config: TrainConfig) -> Path:
     """Train one bundle and publish it as the next version; return its directory."""
     dataset = load_dataset(config.data, config.target)
-    split = split_dataset(dataset, config.seed)
+    params = config.params
+    split = split_dataset(dataset, params.seed)
     logger.info(
         "data %s: %d features; %d train, %d validation, %d test rows",
         dataset.source,
@@ -59,13 +49,6 @@ def run(config: TrainConfig) -> Path:
 
     # TensorFlow is imported only now, so bad input is reported in well under a second.
     from training import model as network
-
-    params = network.Hyperparameters(
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        learning_rate=config.learning_rate,
-        seed=config.seed,
-    )
 
     def inputs(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         return (
