@@ -13,6 +13,8 @@ from starlette.exceptions import HTTPException
 
 logger = logging.getLogger(__name__)
 
+_MAX_DETAILS = 20  # a body with thousands of bad cells gets a readable answer, not a huge one
+
 
 class ServiceError(Exception):
     """Base of the errors a client can be told about; `status_code` says which."""
@@ -41,6 +43,10 @@ class MalformedBody(ServiceError):
 
 class InvalidInput(ServiceError):
     status_code = 422
+
+
+class NotFound(ServiceError):
+    status_code = 404
 
 
 class TooManyRows(ServiceError):
@@ -73,9 +79,9 @@ def validation_failure(errors: Sequence[Any]) -> ServiceError:
         if e["type"] == "json_invalid":
             reason = e.get("ctx", {}).get("error", "")
             return MalformedBody(f"request body is not valid JSON: {reason}".rstrip(": "))
-    details = [{"loc": _location(e["loc"]), "message": e["msg"]} for e in errors]
+    details = [{"loc": _location(e["loc"]), "message": e["msg"]} for e in errors[:_MAX_DETAILS]]
     first = details[0]
-    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return InvalidInput(f"{first['loc']}: {first['message']}{more}", details)
 
 

@@ -26,12 +26,12 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        state.predictor = predictor or await anyio.to_thread.run_sync(load_predictor, settings)
+        state.serve(predictor or await anyio.to_thread.run_sync(load_predictor, settings))
         try:
             yield
         finally:
             state.shutting_down = True
-            state.predictor = None
+            state.serve(None)
 
     app = FastAPI(
         title="tabserve",

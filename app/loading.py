@@ -30,7 +30,7 @@ def load_predictor(settings: Settings) -> Predictor:
     )
     stats = read_stats(version_dir)
     metadata = read_metadata(version_dir)
-    if metadata.features != stats.features:
+    if metadata.features != stats.feature_names:
         raise BundleError(
             version_dir, "metadata and preprocessing statistics list different features"
         )
@@ -44,13 +44,13 @@ def load_predictor(settings: Settings) -> Predictor:
     if not saved_model.is_dir():
         raise BundleError(saved_model, "SavedModel directory is missing")
     runtime = SavedModelRuntime(saved_model)
-    if runtime.input_width not in (None, len(stats.features)):
+    if runtime.input_width not in (None, stats.input_width):
         raise BundleError(
             saved_model,
-            f"model takes {runtime.input_width} inputs but the bundle has "
-            f"{len(stats.features)} features",
+            f"model takes {runtime.input_width} inputs but the statistics encode "
+            f"{stats.input_width}",
         )
-    predictor = Predictor(stats, metadata, runtime, max_rows=settings.max_rows)
+    predictor = Predictor(stats, metadata, runtime, max_rows=settings.max_rows, path=version_dir)
     _warm_up(predictor, version_dir)
     logger.info(
         "loaded model %s version %d (%d features, runtime %s) in %.2f s",
@@ -65,7 +65,8 @@ def load_predictor(settings: Settings) -> Predictor:
 
 def _warm_up(predictor: Predictor, version_dir: Path) -> None:
     # The first call traces and allocates; pay for it before the service says it is ready,
-    # and prove the model answers with a number for an all-missing row.
-    out = predictor.predict(np.full((1, len(predictor.features)), np.nan))
-    if out.shape != (1,) or not np.isfinite(out).all():
-        raise BundleError(version_dir, f"warm-up prediction is not one finite number: {out}")
+    # and prove the model gives a sane answer for an all-missing row.
+    out = predictor.predict_columns({f: [None] for f in predictor.features})
+    numbers = out.probabilities if out.probabilities is not None else np.asarray(out.values)
+    if len(out.values) != 1 or not np.isfinite(numbers).all():
+        raise BundleError(version_dir, f"warm-up prediction is not finite: {out}")

@@ -12,7 +12,7 @@ from app.bundle import BundleError
 
 
 class Runtime(Protocol):
-    """Standardised float32 inputs (n, f) -> standardised outputs (n,)."""
+    """Encoded float32 inputs (n, width) -> the network's outputs (n, output width)."""
 
     name: str
 
@@ -52,7 +52,7 @@ class SavedModelRuntime:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         out = self._fn(**{self._input_name: self._tf.constant(x, dtype=self._tf.float32)})
-        return np.asarray(out[self._output_name]).reshape(len(x))
+        return np.asarray(out[self._output_name]).reshape(len(x), -1)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    create_model,
+    with_config,
+)
+from typing_extensions import TypedDict
+
+from app.bundle import Label, NumericFeature, PreprocessingStats
 
 # Strict: "12" or true must not pass as a number silently; ints are still accepted.
-FeatureValue = Annotated[float, Field(strict=True)] | None
+NumberValue = Annotated[float, Field(strict=True)] | None
+CategoryValue = StrictBool | StrictInt | StrictFloat | StrictStr | None
 
 # No null in the example: FastAPI drops nulls from /openapi.json, which would leave it invalid.
 _EXAMPLE_ROW: dict[str, JsonValue] = {
@@ -25,22 +40,59 @@ _EXAMPLE_ROW: dict[str, JsonValue] = {
 
 
 class PredictRequest(BaseModel):
-    """Rows to predict, each an object mapping every feature name to a number or null."""
+    """Rows to predict, each an object mapping every feature name to its value or null.
+
+    Numeric features take numbers; categorical ones take strings, numbers or booleans, and a
+    category the model has not seen goes to its out-of-vocabulary slot. The loaded model's
+    own feature list is at GET /model.
+    """
 
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"instances": [_EXAMPLE_ROW]}]}
     )
 
-    instances: list[dict[str, FeatureValue]] = Field(
+    instances: list[dict[str, CategoryValue]] = Field(
         min_length=1,
         description="One object per row; null means missing and is filled as in training.",
     )
 
 
-class PredictResponse(BaseModel):
-    predictions: list[float] = Field(description="One prediction per row, in the target's units.")
+def request_model_for(stats: PreprocessingStats) -> type[BaseModel]:
+    """The PredictRequest of one model: every feature required, with its own value type.
+
+    pydantic then reports missing, unknown and mistyped features with their row, in one pass
+    over the raw JSON.
+    """
+    fields: dict[str, Any] = {
+        f.name: NumberValue if isinstance(f, NumericFeature) else CategoryValue
+        for f in stats.features
+    }
+    row = with_config(ConfigDict(extra="forbid"))(TypedDict("Row", fields))  # type: ignore[operator]
+    return create_model(
+        "PredictRequest",
+        __config__=ConfigDict(extra="forbid"),
+        instances=(list[row], Field(min_length=1)),  # type: ignore[valid-type]
+    )
+
+
+class _Predicted(BaseModel):
     model_name: str
     model_version: int
+
+
+class RegressionResponse(_Predicted):
+    predictions: list[float] = Field(description="One value per row, in the target's units.")
+
+
+class ClassificationResponse(_Predicted):
+    predictions: list[Label] = Field(description="The most probable class of each row.")
+    probabilities: list[list[float]] = Field(
+        description="Per row, the probability of each class, in the order of `classes`."
+    )
+    classes: list[Label] = Field(description="The class labels, as they were in the data.")
+
+
+PredictResponse = RegressionResponse | ClassificationResponse
 
 
 class Liveness(BaseModel):

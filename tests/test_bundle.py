@@ -1,4 +1,4 @@
-"""The bundle contract: statistics, the transform, reading, and atomic publishing."""
+"""The bundle contract: statistics, the transform, decoding, reading, and atomic publishing."""
 
 from __future__ import annotations
 
@@ -12,7 +12,12 @@ from pydantic import ValidationError
 from app.bundle import (
     STATS_FILE,
     BundleError,
+    CategoricalFeature,
+    ClassificationTarget,
+    NumericFeature,
     PreprocessingStats,
+    RegressionTarget,
+    category_key,
     list_versions,
     publish_version,
     read_stats,
@@ -20,87 +25,156 @@ from app.bundle import (
     write_json,
 )
 
-NAMES = ["a", "b", "c"]
 
-
-def fitted() -> PreprocessingStats:
-    x = np.array(
-        [
-            [1.0, 5.0, np.nan],
-            [3.0, 5.0, 2.0],
-            [np.inf, 5.0, 4.0],
-            [5.0, 5.0, -np.inf],
-        ]
-    )
-    return PreprocessingStats.fit(x, np.array([10.0, 20.0, 30.0, 40.0]), NAMES, "y")
-
-
-def test_fit_ignores_missing_and_infinite_cells() -> None:
-    stats = fitted()
-    assert stats.means == pytest.approx([3.0, 5.0, 3.0])
-    assert stats.fill_values == stats.means
-    # Column a, filled: [1, 3, 3, 5]; population standard deviation sqrt(2).
-    assert stats.stds[0] == pytest.approx(np.sqrt(2.0))
-    assert stats.target_mean == 25.0
-    assert stats.target_std == pytest.approx(np.std([10.0, 20.0, 30.0, 40.0]))
+def test_numeric_fit_ignores_missing_and_infinite_cells() -> None:
+    feature = NumericFeature.fit("a", np.array([1.0, np.nan, 3.0, np.inf, 5.0, -np.inf]))
+    assert (feature.fill_value, feature.mean) == (3.0, 3.0)
+    # Filled: [1, 3, 3, 3, 5, 3]; population standard deviation sqrt(8 / 6).
+    assert feature.std == pytest.approx(np.sqrt(8 / 6))
 
 
 def test_constant_column_scales_by_one_instead_of_dividing_by_zero() -> None:
-    stats = fitted()
-    assert stats.stds[1] == 1.0
-    out = stats.transform(np.array([[3.0, 5.0, 3.0], [3.0, 7.0, 3.0]]))
-    assert out[:, 1].tolist() == [0.0, 2.0]
-    assert np.isfinite(out).all()
+    feature = NumericFeature.fit("c", np.array([5.0, 5.0, 5.0]))
+    assert feature.std == 1.0
+    assert feature.encode([5.0, 7.0]).ravel().tolist() == [0.0, 2.0]
 
 
 def test_all_missing_column_gets_finite_statistics() -> None:
-    x = np.array([[1.0, np.nan], [2.0, np.nan]])
-    stats = PreprocessingStats.fit(x, np.array([1.0, 2.0]), ["a", "b"], "y")
-    assert stats.means[1] == 0.0
-    assert stats.stds[1] == 1.0
+    feature = NumericFeature.fit("m", np.array([np.nan, np.nan]))
+    assert (feature.mean, feature.std) == (0.0, 1.0)
 
 
-def test_transform_fills_missing_and_infinite_with_training_mean() -> None:
-    stats = fitted()
-    rows = np.array([[np.nan, np.inf, -np.inf], [3.0, 5.0, 3.0]])
-    out = stats.transform(rows)
+def test_numeric_encode_fills_missing_with_training_mean() -> None:
+    feature = NumericFeature(name="a", fill_value=3.0, mean=2.0, std=0.5)
+    values = [None, np.nan, np.inf, -np.inf, 4.0]
+    assert feature.encode(values).ravel().tolist() == [2.0, 2.0, 2.0, 2.0, 4.0]
+
+
+@pytest.mark.parametrize(
+    ("value", "key"),
+    [
+        (" red ", "red"),
+        ("Red", "Red"),
+        (True, "true"),
+        ("TRUE", "true"),
+        (3, "3"),
+        (3.0, "3"),
+        (np.int64(3), "3"),
+        (2.5, "2.5"),
+        ("", None),
+        ("  NA ", None),
+        ("n/a", None),
+        (None, None),
+        (float("nan"), None),
+        (float("inf"), None),
+    ],
+)
+def test_category_keys_are_canonical(value: object, key: str | None) -> None:
+    assert category_key(value) == key
+
+
+def test_vocabulary_keeps_frequent_categories_most_frequent_first() -> None:
+    values = ["b", "a", "a", "b", "c", "a", "b", "rare", None, "", "a"]
+    feature = CategoricalFeature.fit("colour", values, min_count=2)
+    assert feature.vocabulary == ["a", "b"]
+    assert feature.width == 3
+
+
+def test_unseen_rare_and_missing_categories_share_the_last_slot() -> None:
+    feature = CategoricalFeature(name="colour", vocabulary=["a", "b"])
+    encoded = feature.encode(["b", " a", "zebra", None, "NA"])
+    assert encoded.tolist() == [
+        [0, 1, 0],
+        [1, 0, 0],
+        [0, 0, 1],
+        [0, 0, 1],
+        [0, 0, 1],
+    ]
+
+
+def mixed_stats() -> PreprocessingStats:
+    return PreprocessingStats(
+        features=[
+            NumericFeature(name="x", fill_value=1.0, mean=1.0, std=2.0),
+            CategoricalFeature(name="colour", vocabulary=["red", "blue"]),
+        ],
+        target=RegressionTarget(name="y", mean=10.0, std=4.0),
+    )
+
+
+def test_transform_lays_features_out_in_order_as_float32() -> None:
+    stats = mixed_stats()
+    columns: dict[str, list[object]] = {"colour": ["blue", "green"], "x": [3.0, None]}
+    out = stats.transform(columns)
     assert out.dtype == np.float32
-    assert out.tolist() == [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
-    assert np.isnan(rows[0, 0]), "the caller's array must not be changed"
+    assert out.tolist() == [[1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+    assert stats.input_width == 4
+    assert columns["x"] == [3.0, None], "the caller's data must not be changed"
 
 
-def test_transform_standardises_with_training_statistics() -> None:
-    stats = fitted()
-    out = stats.transform(np.array([[5.0, 5.0, 1.0]]))
-    expected = (np.array([5.0, 5.0, 1.0]) - stats.means) / np.array(stats.stds)
-    np.testing.assert_allclose(out[0], expected, rtol=1e-6)
+def test_transform_rejects_columns_of_different_lengths() -> None:
+    with pytest.raises(ValueError, match=r"columns differ in length: \[1, 2\]"):
+        mixed_stats().transform({"x": [1.0], "colour": ["red", "red"]})
 
 
-def test_transform_rejects_wrong_width() -> None:
-    with pytest.raises(ValueError, match="expected rows of 3 features, got shape"):
-        fitted().transform(np.zeros((2, 4)))
+def test_regression_decode_returns_real_units() -> None:
+    target = RegressionTarget.fit("y", np.array([10.0, 20.0, 30.0, 40.0]))
+    stats = mixed_stats().model_copy(update={"target": target})
+    encoded = target.encode([12.5, 40.0])
+    assert stats.decode(encoded[:, None]).values == pytest.approx([12.5, 40.0])
+    assert stats.decode(np.zeros((1, 1))).values == [25.0]
 
 
-def test_target_scaling_round_trips() -> None:
-    stats = fitted()
-    y = np.array([12.5, 40.0, -3.0])
-    np.testing.assert_allclose(stats.unscale_target(stats.scale_target(y)), y, rtol=1e-6)
-    assert stats.scale_target(np.array([25.0])).tolist() == [0.0]
+def test_binary_classification_decodes_labels_and_probabilities() -> None:
+    target = ClassificationTarget.fit("y", np.array(["yes", "no", "yes"], dtype=object))
+    assert target.classes == ["no", "yes"]
+    assert target.output_width == 1
+    stats = mixed_stats().model_copy(update={"target": target})
+    decoded = stats.decode(np.array([[0.9], [0.2]], dtype=np.float32))
+    assert decoded.values == ["yes", "no"]
+    assert decoded.probabilities is not None
+    np.testing.assert_allclose(decoded.probabilities, [[0.1, 0.9], [0.8, 0.2]], rtol=1e-6)
+    assert target.encode(["yes", "no"]).tolist() == [1, 0]
+
+
+def test_multiclass_labels_keep_their_types_and_rows_sum_to_one() -> None:
+    target = ClassificationTarget.fit("y", np.array([2, 0, 1, 2]))
+    assert target.classes == [0, 1, 2]
+    assert all(type(c) is int for c in target.classes)
+    probabilities = target.probabilities(np.array([[0.2, 0.3, 0.5000001]], dtype=np.float32))
+    assert probabilities.sum() == pytest.approx(1.0, abs=1e-12)
+    with pytest.raises(ValueError, match=r"label 7 is not one of \[0, 1, 2\]"):
+        target.encode([7])
+
+
+def test_labels_of_different_types_are_different_classes() -> None:
+    target = ClassificationTarget.fit("y", [1, True, "1"])
+    assert target.classes == [True, 1, "1"]
+    assert target.encode(["1", True, 1]).tolist() == [2, 0, 1]
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"stds": [1.0, 0.0, 1.0]}, "standard deviations must be positive"),
-        ({"means": [1.0, 2.0]}, "means has 2 entries, expected 3"),
-        ({"features": ["a", "a", "c"]}, "feature names are not unique"),
-        ({"format_version": 99}, "format_version 99 is not supported"),
+        ({"features": []}, "List should have at least 1 item"),
+        ({"format_version": 1}, "format_version 1 is not supported"),
         ({"surprise": 1}, "Extra inputs are not permitted"),
     ],
 )
 def test_inconsistent_statistics_are_rejected(change: dict[str, object], message: str) -> None:
-    document = fitted().model_dump() | change
+    document = mixed_stats().model_dump() | change
     with pytest.raises(ValidationError, match=message):
+        PreprocessingStats.model_validate(document)
+
+
+def test_duplicate_names_and_bad_deviations_are_rejected() -> None:
+    document = mixed_stats().model_dump()
+    document["features"][1]["name"] = "x"
+    with pytest.raises(ValidationError, match="feature names are not unique"):
+        PreprocessingStats.model_validate(document)
+    document = mixed_stats().model_dump()
+    document["features"][0]["std"] = 0.0
+    with pytest.raises(ValidationError, match="greater than 0"):
         PreprocessingStats.model_validate(document)
 
 
@@ -110,16 +184,18 @@ def test_read_stats_names_the_file_and_the_problem(tmp_path: Path) -> None:
     (tmp_path / STATS_FILE).write_text("{not json")
     with pytest.raises(BundleError, match=r"preprocessing.json: invalid PreprocessingStats"):
         read_stats(tmp_path)
-    document = fitted().model_dump()
-    del document["stds"]
+    document = mixed_stats().model_dump()
+    del document["target"]
     (tmp_path / STATS_FILE).write_text(json.dumps(document))
-    with pytest.raises(BundleError, match=r"at stds: Field required"):
+    with pytest.raises(BundleError, match=r"at target: Field required"):
         read_stats(tmp_path)
 
 
 def test_statistics_survive_a_json_round_trip(tmp_path: Path) -> None:
-    write_json(tmp_path / STATS_FILE, fitted())
-    assert read_stats(tmp_path) == fitted()
+    write_json(tmp_path / STATS_FILE, mixed_stats())
+    assert read_stats(tmp_path) == mixed_stats()
+    loaded = read_stats(tmp_path)
+    assert loaded.transform({"x": [3.0], "colour": ["red"]}).tolist() == [[1.0, 1.0, 0.0, 0.0]]
 
 
 def test_versions_ignore_partial_and_foreign_entries(tmp_path: Path) -> None:

@@ -5,22 +5,27 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from app.bundle import BundleError, list_versions
+from app.bundle import BundleError, list_versions, read_metadata
 from training.config import Hyperparameters, TrainConfig
+from training.data import BUILTIN_SOURCES
 from training.errors import TrainingError
 from training.pipeline import run
+from training.report import comparison_table
 
 logger = logging.getLogger("training")
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
 
 
 def _positive_float(text: str) -> float:
@@ -30,21 +35,61 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    defaults, hyper = TrainConfig(), Hyperparameters()
+    config, hyper = TrainConfig(), Hyperparameters()
     p = argparse.ArgumentParser(
         prog="python -m training",
-        description="Train an MLP on a CSV and publish it as the next version of a model bundle.",
+        description="Train an MLP on a table and publish it as the next version of a bundle.",
     )
-    p.add_argument("--data", type=Path, help="CSV file (default: scikit-learn's diabetes data)")
-    p.add_argument("--target", default=defaults.target, help="target column (default: %(default)s)")
     p.add_argument(
-        "--model-dir", type=Path, default=defaults.model_dir, help="(default: %(default)s)"
+        "--data",
+        help=f"CSV or Parquet file, or one of {', '.join(BUILTIN_SOURCES)} (default: the first)",
     )
-    p.add_argument("--model-name", default=defaults.model_name, help="(default: %(default)s)")
-    p.add_argument("--epochs", type=_positive_int, default=hyper.epochs, help="most epochs")
-    p.add_argument("--batch-size", type=_positive_int, default=hyper.batch_size)
+    p.add_argument(
+        "--target", default=config.target, help="column to predict (default: %(default)s)"
+    )
+    p.add_argument("--task", default=config.task, choices=["auto", "regression", "classification"])
+    p.add_argument(
+        "--categorical",
+        type=_names,
+        action="extend",
+        default=[],
+        metavar="COL[,COL]",
+        help="treat these numeric columns as categories (repeatable)",
+    )
+    p.add_argument(
+        "--drop",
+        type=_names,
+        action="extend",
+        default=[],
+        metavar="COL[,COL]",
+        help="ignore these columns, such as identifiers (repeatable)",
+    )
+    p.add_argument(
+        "--min-category-count",
+        type=_at_least(1),
+        default=config.min_category_count,
+        help="rarer categories share the out-of-vocabulary slot (default: %(default)s)",
+    )
+    p.add_argument(
+        "--cv", type=_at_least(2), default=0, metavar="K", help="k-fold cross-validation"
+    )
+    p.add_argument("--balance-classes", action="store_true", help="class weights for imbalance")
+    p.add_argument("--model-dir", type=Path, default=config.model_dir)
+    p.add_argument("--model-name", default=config.model_name)
+    p.add_argument("--epochs", type=_at_least(1), default=hyper.epochs, help="most epochs")
+    p.add_argument("--batch-size", type=_at_least(1), default=hyper.batch_size)
     p.add_argument("--learning-rate", type=_positive_float, default=hyper.learning_rate)
+    p.add_argument(
+        "--l2",
+        type=float,
+        default=hyper.l2,
+        help="hidden-layer L2 penalty, 0 for none (default: %(default)s)",
+    )
     p.add_argument("--seed", type=int, default=hyper.seed, help="split and weights seed")
     p.add_argument(
         "--if-missing",
@@ -68,13 +113,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = TrainConfig(
         data=args.data,
         target=args.target,
+        task=args.task,
+        categorical=tuple(args.categorical),
+        drop=tuple(args.drop),
+        min_category_count=args.min_category_count,
+        cv_folds=args.cv,
         model_dir=args.model_dir,
         model_name=args.model_name,
         params=Hyperparameters(
             epochs=args.epochs,
             batch_size=args.batch_size,
             learning_rate=args.learning_rate,
+            l2=args.l2,
             seed=args.seed,
+            balance_classes=args.balance_classes,
         ),
     )
     try:
@@ -85,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"error: cannot write the bundle: {exc}", file=sys.stderr)
         return 2
+    print(comparison_table(read_metadata(version_dir)), file=sys.stderr)
     logger.info("published %s", version_dir)
     print(version_dir)
     return 0

@@ -1,36 +1,43 @@
-"""Read the training data, check it, and split it into train, validation and test rows."""
+"""Read the training data, clean its cells, decide each column's kind, and split the rows."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from app.bundle import ColumnSummary, DataSummary, category_key
 from training.errors import TrainingError
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_SOURCE = "sklearn:load_diabetes"
+Task = Literal["regression", "classification"]
+
+BUILTIN_SOURCES = ("sklearn:diabetes", "sklearn:breast_cancer", "sklearn:wine")
+DEFAULT_SOURCE = BUILTIN_SOURCES[0]
 MIN_ROWS = 10
 TEST_FRACTION = 0.2
 VALIDATION_FRACTION = 0.2  # of the rows left after the test split
+MAX_AUTO_CLASSES = 20  # an integer target with at most this many values is a class label
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Feature columns and target of the usable rows, plus where they came from."""
+    """Usable rows with cleaned columns: numeric ones as float64, categorical ones as text."""
 
     frame: pd.DataFrame
     features: list[str]
+    categorical: list[str]
     target: str
-    source: str
-    sha256: str
-    dropped_missing_target: int
+    task: Task
+    summary: DataSummary
 
 
 @dataclass(frozen=True)
@@ -40,44 +47,122 @@ class Split:
     test: pd.DataFrame
 
 
-def load_dataset(path: Path | None, target: str) -> Dataset:
-    """Read `path` (or scikit-learn's diabetes data when None) and check it can be trained on."""
-    if path is None:
-        frame, source, digest = _default_frame(target)
+def load_dataset(
+    source: str | Path | None,
+    target: str,
+    task: Task | Literal["auto"] = "auto",
+    categorical: Sequence[str] = (),
+    drop: Sequence[str] = (),
+) -> Dataset:
+    """Read a CSV or Parquet file (or a data set scikit-learn ships) and make it trainable."""
+    source = str(source or DEFAULT_SOURCE)
+    if source in BUILTIN_SOURCES:
+        frame = _builtin_frame(source, target)
+        digest = hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest()
     else:
-        frame, source, digest = _read_csv(path), str(path), _file_sha256(path)
-    return _checked(frame, target, source, digest)
+        frame, digest = _read_file(Path(source)), _file_sha256(Path(source))
+    frame.columns = [str(c).strip() for c in frame.columns]
+    _check_columns_exist(frame, source, [target], "target column")
+    _check_columns_exist(frame, source, categorical, "--categorical column")
+    _check_columns_exist(frame, source, drop, "--drop column")
+
+    y, task, dropped_rows = _clean_target(frame[target], target, task)
+    frame = frame.loc[y.index]
+    dropped = {c: "dropped by --drop" for c in drop if c != target}
+    kinds: dict[str, Literal["numeric", "categorical"]] = {}
+    columns: dict[str, pd.Series] = {}
+    for name in frame.columns:
+        if name == target or name in dropped:
+            continue
+        column, kind = _clean_feature(frame[name], force_categorical=name in categorical)
+        if reason := _useless(column):
+            dropped[name] = reason
+            continue
+        kinds[name], columns[name] = kind, column
+    if dropped_names := [c for c in dropped if c not in drop]:
+        logger.warning(
+            "dropped columns: %s", ", ".join(f"{c} ({dropped[c]})" for c in dropped_names)
+        )
+    if not columns:
+        raise TrainingError(f"{source} has no usable feature columns besides the target {target!r}")
+    if len(y) < MIN_ROWS:
+        raise TrainingError(
+            f"too few rows to split into train, validation and test: {len(y)} usable, "
+            f"at least {MIN_ROWS} needed"
+        )
+    clean = pd.DataFrame(columns, index=y.index).assign(**{target: y})
+    summary = DataSummary(
+        source=source,
+        sha256=digest,
+        rows_read=len(y) + dropped_rows,
+        dropped_missing_target=dropped_rows,
+        columns={
+            name: ColumnSummary(
+                kind=kinds[name], missing=int(_is_missing(col).sum()), distinct=int(col.nunique())
+            )
+            for name, col in columns.items()
+        },
+        dropped_columns=dropped,
+    )
+    features = list(columns)
+    return Dataset(
+        frame=clean,
+        features=features,
+        categorical=[c for c in features if kinds[c] == "categorical"],
+        target=target,
+        task=task,
+        summary=summary,
+    )
 
 
-def features_matrix(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
-    """The feature columns as float64 in the bundle's order; NaN and inf stay as they are."""
-    return frame[features].to_numpy(dtype=np.float64)
+def feature_columns(frame: pd.DataFrame, features: Sequence[str]) -> dict[str, np.ndarray]:
+    """The columns the bundle's transform takes, by name."""
+    return {name: frame[name].to_numpy() for name in features}
 
 
 def split_dataset(dataset: Dataset, seed: int) -> Split:
-    """A shuffled train / validation / test split, the same for the same data and seed."""
-    rest, test = train_test_split(dataset.frame, test_size=TEST_FRACTION, random_state=seed)
-    train, validation = train_test_split(rest, test_size=VALIDATION_FRACTION, random_state=seed)
+    """A shuffled train / validation / test split, stratified for classification when possible."""
+    rest, test = split_rows(dataset, dataset.frame, TEST_FRACTION, seed)
+    train, validation = split_rows(dataset, rest, VALIDATION_FRACTION, seed)
     return Split(train=train, validation=validation, test=test)
 
 
-def _default_frame(target: str) -> tuple[pd.DataFrame, str, str]:
-    from sklearn.datasets import load_diabetes
+def split_rows(
+    dataset: Dataset, frame: pd.DataFrame, fraction: float, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`frame` shuffled into (1 - fraction, fraction), stratified by class where every class
+    can have a row on both sides."""
+    labels = frame[dataset.target]
+    stratify = None
+    if dataset.task == "classification" and labels.value_counts().min() >= 2:
+        n_test = int(np.ceil(fraction * len(frame)))
+        if n_test >= labels.nunique() and len(frame) - n_test >= labels.nunique():
+            stratify = labels.map(category_key)
+    first, second = train_test_split(
+        frame, test_size=fraction, random_state=seed, stratify=stratify
+    )
+    return first, second
 
-    bunch = load_diabetes(as_frame=True)
-    frame = bunch.frame.rename(columns={"target": target})
-    digest = hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest()
-    return frame, DEFAULT_SOURCE, digest
+
+def _builtin_frame(source: str, target: str) -> pd.DataFrame:
+    from sklearn import datasets
+
+    loader = getattr(datasets, f"load_{source.removeprefix('sklearn:')}")
+    frame: pd.DataFrame = loader(as_frame=True).frame
+    return frame.rename(columns={"target": target})
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def _read_file(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise TrainingError(f"data file not found: {path}")
     try:
-        return pd.read_csv(path)
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        # Every cell as text: this module decides what is a number, the same way for all files.
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
         raise TrainingError(f"data file is empty: {path}") from None
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TrainingError(f"cannot read data file {path}: {reason}") from None
 
@@ -90,36 +175,96 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _checked(frame: pd.DataFrame, target: str, source: str, digest: str) -> Dataset:
-    if target not in frame.columns:
+def _check_columns_exist(frame: pd.DataFrame, source: str, names: Sequence[str], what: str) -> None:
+    if unknown := [n for n in names if n not in frame.columns]:
         columns = ", ".join(map(str, frame.columns))
-        raise TrainingError(f"target column {target!r} not found in {source}; columns: {columns}")
-    y = pd.to_numeric(frame[target], errors="coerce")
-    bad = frame[target].notna() & y.isna()
-    if bad.any():
+        raise TrainingError(
+            f"{what} {', '.join(map(repr, unknown))} not found in {source}; columns: {columns}"
+        )
+
+
+def _as_text(column: pd.Series) -> pd.Series:
+    """Cells as canonical text (see `category_key`), None where missing."""
+    return column.map(category_key).astype(object)
+
+
+def _as_numbers(column: pd.Series) -> pd.Series | None:
+    """float64 with NaN for missing cells and inf kept, or None if some cell is not a number."""
+    if pd.api.types.is_bool_dtype(column):
+        return None
+    if pd.api.types.is_numeric_dtype(column):
+        return column.astype(np.float64)
+    text = _as_text(column)
+    numbers = pd.to_numeric(text, errors="coerce")
+    return numbers.astype(np.float64) if numbers.notna().sum() == text.notna().sum() else None
+
+
+def _is_missing(column: pd.Series) -> pd.Series:
+    missing: pd.Series = ~np.isfinite(column) if column.dtype == np.float64 else column.isna()
+    return missing
+
+
+def _clean_feature(
+    column: pd.Series, force_categorical: bool
+) -> tuple[pd.Series, Literal["numeric", "categorical"]]:
+    numbers = None if force_categorical else _as_numbers(column)
+    if numbers is not None:
+        return numbers, "numeric"
+    return _as_text(column), "categorical"
+
+
+def _useless(column: pd.Series) -> str | None:
+    present = column[~_is_missing(column)]
+    if present.empty:
+        return "all values missing"
+    if present.nunique() == 1:
+        return f"constant: every value is {present.iloc[0]}"
+    return None
+
+
+def _clean_target(
+    column: pd.Series, name: str, task: Task | Literal["auto"]
+) -> tuple[pd.Series, Task, int]:
+    """The target without missing rows, as floats (regression) or labels (classification)."""
+    numbers = _as_numbers(column)
+    if task == "regression" and numbers is None:
+        text = _as_text(column)
+        bad = text.notna() & pd.to_numeric(text, errors="coerce").isna()
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise TrainingError(
-            f"target column {target!r} is not numeric: row {row + 1} holds "
-            f"{frame[target].iloc[row]!r} (classification is not supported yet)"
+            f"target column {name!r} is not numeric: row {row + 1} holds {column.iloc[row]!r} "
+            "(use --task classification to predict it as a class)"
         )
-    features = [str(c) for c in frame.columns if c != target]
-    if not features:
-        raise TrainingError(f"{source} has no feature columns besides the target {target!r}")
-    text_columns = [c for c in features if not pd.api.types.is_numeric_dtype(frame[c])]
-    if text_columns:
-        raise TrainingError(
-            f"feature columns are not numeric: {', '.join(text_columns)} "
-            "(only numeric features are supported)"
-        )
-    y = y.replace([np.inf, -np.inf], np.nan)
-    keep = y.notna().to_numpy()
-    dropped = int((~keep).sum())
+    if task == "auto":
+        task = "classification" if numbers is None or _looks_like_classes(numbers) else "regression"
+    if task == "classification":
+        y = _labels(column, numbers).dropna()
+    else:
+        y = numbers[np.isfinite(numbers)] if numbers is not None else column.iloc[:0]
+    dropped = len(column) - len(y)
     if dropped:
-        logger.warning("dropped %d rows whose target is missing or infinite", dropped)
-    usable = frame.loc[keep, [*features, target]].assign(**{target: y[keep]})
-    if len(usable) < MIN_ROWS:
-        raise TrainingError(
-            f"too few rows to split into train, validation and test: {len(usable)} usable, "
-            f"at least {MIN_ROWS} needed"
-        )
-    return Dataset(usable, features, target, source, digest, dropped)
+        logger.warning("dropped %d rows whose target %r is missing", dropped, name)
+    if task == "classification" and y.nunique() < 2:
+        only = ", ".join(map(repr, y.unique())) or "none"
+        raise TrainingError(f"classification target {name!r} has fewer than 2 classes: {only}")
+    return y, task, dropped
+
+
+def _looks_like_classes(numbers: pd.Series) -> bool:
+    present = numbers[np.isfinite(numbers)]
+    distinct = present.nunique()
+    integral = bool((present == np.round(present)).all())
+    return integral and distinct <= min(MAX_AUTO_CLASSES, max(2, len(present) // 10))
+
+
+def _labels(column: pd.Series, numbers: pd.Series | None) -> pd.Series:
+    """Class labels in their natural JSON type: integers, or text as written (stripped)."""
+    if numbers is not None:
+        present = numbers[np.isfinite(numbers)]
+        integral = bool((present == np.round(present)).all())
+        labels: pd.Series = (present.astype(np.int64) if integral else present).astype(object)
+        return labels
+    if pd.api.types.is_bool_dtype(column):
+        return column.astype(object)
+    text = column.map(lambda v: None if category_key(v) is None else str(v).strip())
+    return text.astype(object)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from app.bundle import ClassificationTarget, Target
 from training.config import Hyperparameters
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
@@ -25,8 +26,9 @@ INPUT_NAME = "features"
 @dataclass(frozen=True)
 class TrainResult:
     model: Any  # keras.Model; Keras ships no type information
-    epochs_run: int
-    best_validation_loss: float
+    history: dict[str, list[float]] = field(default_factory=dict)
+    best_epoch: int = 0
+    """1-based epoch whose weights were kept."""
 
 
 def seed_everything(seed: int) -> None:
@@ -35,51 +37,92 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def build_model(n_features: int, learning_rate: float) -> Any:
-    """The reference MLP: Dense(128, relu) -> Dense(64, relu) -> Dense(1), Adam, MSE."""
+def build_model(input_width: int, target: Target, params: Hyperparameters) -> Any:
+    """The reference MLP, Dense(128, relu) -> Dense(64, relu) -> head, with Adam and an L2
+    penalty on the hidden layers.
+
+    The head fits the target: one linear unit and MSE for regression, one sigmoid unit and
+    binary cross-entropy for two classes, a softmax and sparse cross-entropy for more.
+    """
+    if isinstance(target, ClassificationTarget):
+        binary = target.output_width == 1
+        activation = "sigmoid" if binary else "softmax"
+        loss = "binary_crossentropy" if binary else "sparse_categorical_crossentropy"
+    else:
+        activation, loss = None, "mse"
+    penalty = keras.regularizers.l2(params.l2) if params.l2 > 0 else None
     model = keras.Sequential(
         [
-            keras.Input(shape=(n_features,), name=INPUT_NAME),
-            keras.layers.Dense(128, activation="relu"),
-            keras.layers.Dense(64, activation="relu"),
-            keras.layers.Dense(1),
+            keras.Input(shape=(input_width,), name=INPUT_NAME),
+            keras.layers.Dense(128, activation="relu", kernel_regularizer=penalty),
+            keras.layers.Dense(64, activation="relu", kernel_regularizer=penalty),
+            keras.layers.Dense(target.output_width, activation=activation),
         ]
     )
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss="mse")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=params.learning_rate), loss=loss)
     return model
+
+
+class _EpochLog(keras.callbacks.Callback):  # type: ignore[misc]
+    """One log line per epoch: long runs show progress without Keras's progress bar."""
+
+    def __init__(self, epochs: int) -> None:
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        scores = ", ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items())
+        logger.info("epoch %d/%d: %s", epoch + 1, self.epochs, scores)
 
 
 def train(
     x_train: np.ndarray,
     y_train: np.ndarray,
-    x_val: np.ndarray,
-    y_val: np.ndarray,
+    target: Target,
     params: Hyperparameters,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> TrainResult:
-    """Fit on standardised arrays; stop when validation loss stops improving, keep the best."""
+    """Fit on encoded arrays. With `validation`, stop when its loss stops improving and keep the
+    best weights; without, run exactly `params.epochs` epochs."""
     seed_everything(params.seed)
-    model = build_model(x_train.shape[1], params.learning_rate)
-    stop = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=params.patience, restore_best_weights=True
-    )
+    model = build_model(x_train.shape[1], target, params)
+    callbacks: list[Any] = [_EpochLog(params.epochs)]
+    if validation is not None:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=params.patience, restore_best_weights=True
+            )
+        )
     history = model.fit(
         x_train,
         y_train,
-        validation_data=(x_val, y_val),
+        validation_data=validation,
         epochs=params.epochs,
         batch_size=params.batch_size,
-        callbacks=[stop],
+        class_weight=_class_weights(y_train, target) if params.balance_classes else None,
+        callbacks=callbacks,
         verbose=0,
+        shuffle=True,
     )
-    losses = history.history["val_loss"]
-    best = float(np.min(losses))
-    logger.info("trained %d epochs; best validation loss %.4f", len(losses), best)
-    return TrainResult(model=model, epochs_run=len(losses), best_validation_loss=best)
+    curves = {k: [float(v) for v in values] for k, values in history.history.items()}
+    watched = curves.get("val_loss", curves["loss"])
+    best_epoch = int(np.argmin(watched)) + 1 if validation is not None else len(watched)
+    logger.info("trained %d epochs; kept epoch %d", len(watched), best_epoch)
+    return TrainResult(model=model, history=curves, best_epoch=best_epoch)
 
 
-def predict_standardised(model: Any, x: np.ndarray) -> np.ndarray:
-    """The network's outputs for standardised rows, shape (n,)."""
-    return np.asarray(model(x, training=False)).reshape(len(x))
+def _class_weights(y: np.ndarray, target: Target) -> dict[int, float] | None:
+    """'Balanced' weights, n / (classes * count): each class weighs the same in the loss."""
+    if not isinstance(target, ClassificationTarget):
+        return None
+    k = len(target.classes)
+    counts = np.bincount(y.astype(np.int64), minlength=k)
+    return {i: len(y) / (k * c) for i, c in enumerate(counts) if c > 0}
+
+
+def network_outputs(model: Any, x: np.ndarray) -> np.ndarray:
+    """The network's raw outputs for encoded rows, (n, output width)."""
+    return np.asarray(model(x, training=False))
 
 
 def export_saved_model(model: Any, path: Path) -> None:

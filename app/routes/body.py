@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
 from app.errors import MalformedBody, validation_failure
@@ -13,23 +11,18 @@ from app.errors import MalformedBody, validation_failure
 M = TypeVar("M", bound=BaseModel)
 
 
-def json_body(model: type[M]) -> Callable[[Request], Awaitable[M]]:
-    """A dependency that validates the raw body against `model`.
+def parse_json(raw: bytes, model: type[M]) -> M:
+    """Validate the raw body against `model`.
 
     pydantic parses and validates the bytes in Rust, without building Python objects first,
     and clients that send JSON with a form or text content type (curl -d) are still understood.
     """
-
-    async def parse(request: Request) -> M:
-        raw = await request.body()
-        if not raw.strip():
-            raise MalformedBody("request body is empty; expected a JSON object")
-        try:
-            return model.model_validate_json(raw)
-        except ValidationError as exc:
-            raise validation_failure(exc.errors()) from None
-
-    return parse
+    if not raw.strip():
+        raise MalformedBody("request body is empty; expected a JSON object")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise validation_failure(exc.errors()) from None
 
 
 def documented_body(model: type[BaseModel]) -> dict[str, Any]:

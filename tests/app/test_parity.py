@@ -5,19 +5,27 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import tensorflow as tf
+import pandas as pd
 from fastapi.testclient import TestClient
 
-from app.bundle import SAVED_MODEL_DIR, read_stats
-from tests.conftest import SEED
-from training.data import features_matrix, load_dataset, split_dataset
+from app.bundle import read_stats
+from tests.conftest import MESSY_DROP, SEED, serve
+from tests.offline import offline_predictions
+from training.data import load_dataset, split_dataset
 
 
-def as_json_value(value: float) -> float | None:
-    # NaN is "missing" (null); infinities travel as JSON's common Infinity / -Infinity extension.
-    return None if math.isnan(value) else value
+def post_rows(client: TestClient, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    response = client.post(
+        "/predict",
+        content=json.dumps({"instances": rows}),  # allow_nan: infinities travel as Infinity
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def test_served_predictions_equal_the_saved_model_offline(
@@ -25,49 +33,92 @@ def test_served_predictions_equal_the_saved_model_offline(
 ) -> None:
     dataset = load_dataset(diabetes_csv, "target")
     test = split_dataset(dataset, SEED).test
-    raw = features_matrix(test, dataset.features)
+    raw = test[dataset.features].to_numpy()
     assert np.isnan(raw).any() and np.isinf(raw).any(), "the test rows must exercise both"
-
-    instances = [
-        {name: as_json_value(v) for name, v in zip(dataset.features, row, strict=True)}
+    rows = [
+        {name: None if math.isnan(v) else v for name, v in zip(dataset.features, row, strict=True)}
         for row in raw
     ]
-    response = client.post(
-        "/predict",
-        content=json.dumps({"instances": instances}),  # allow_nan: emits Infinity
-        headers={"content-type": "application/json"},
-    )
-    assert response.status_code == 200, response.text
-    body = response.json()
+    body = post_rows(client, rows)
     assert (body["model_name"], body["model_version"]) == ("diabetes", 1)
-
-    stats = read_stats(version_dir)
-    signature = tf.saved_model.load(str(version_dir / SAVED_MODEL_DIR)).signatures[
-        "serving_default"
-    ]
-    offline = next(iter(signature(tf.constant(stats.transform(raw))).values())).numpy().ravel()
-    np.testing.assert_allclose(body["predictions"], stats.unscale_target(offline), rtol=1e-5)
+    offline = offline_predictions(version_dir, test)
+    np.testing.assert_allclose(body["predictions"], offline.values, rtol=1e-5)
     assert np.std(body["predictions"]) > 1.0, "predictions must vary from row to row"
+
+
+def messy_test_rows(messy_csv: Path, target: str) -> tuple[list[dict[str, Any]], pd.DataFrame]:
+    """The test split of the messy file twice: as a client would send the raw cells (numbers
+    parsed, categories as written), and as the training code cleans them. Five rows get a
+    colour nobody has seen."""
+    dataset = load_dataset(messy_csv, target, categorical=("rooms",), drop=MESSY_DROP[target])
+    clean = split_dataset(dataset, SEED).test.copy()
+    clean.loc[clean.index[:5], "colour"] = "turquoise"
+    raw = pd.read_csv(messy_csv, dtype=str, keep_default_na=False).loc[clean.index]
+    raw.loc[raw.index[:5], "colour"] = "turquoise"
+    records: list[dict[str, str]] = raw.to_dict("records")  # type: ignore[assignment]
+
+    def number(cell: str) -> float | None:
+        try:
+            return float(cell)
+        except ValueError:
+            return None
+
+    rows: list[dict[str, Any]] = [
+        {
+            "age": number(r["age"]),
+            "income": number(r["income"]),
+            "colour": r["colour"],
+            "member": r["member"],
+            "rooms": int(r["rooms"]),
+        }
+        for r in records
+    ]
+    assert any(isinstance(v, float) and math.isinf(v) for row in rows for v in row.values())
+    assert any(v is None for row in rows for v in row.values())
+    assert any(row["colour"] != row["colour"].strip() for row in rows)
+    return rows, clean
+
+
+def test_messy_regression_parity(model_root: Path, messy_csv: Path) -> None:
+    rows, clean = messy_test_rows(messy_csv, "price")
+    with serve(model_root, "messy") as client:
+        body = post_rows(client, rows)
+    offline = offline_predictions(model_root / "messy" / "1", clean)
+    np.testing.assert_allclose(body["predictions"], offline.values, rtol=1e-5)
+    assert all(math.isfinite(p) for p in body["predictions"])
+
+
+def test_messy_classification_parity(model_root: Path, messy_csv: Path) -> None:
+    rows, clean = messy_test_rows(messy_csv, "label")
+    version_dir = model_root / "labels" / "1"
+    with serve(model_root, "labels") as client:
+        body = post_rows(client, rows)
+    offline = offline_predictions(version_dir, clean)
+    assert offline.probabilities is not None
+    assert body["classes"] == ["high", "low", "mid"]
+    assert body["predictions"] == offline.values
+    np.testing.assert_allclose(body["probabilities"], offline.probabilities, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(np.sum(body["probabilities"], axis=1), 1.0, rtol=1e-9)
+    assert len(set(body["predictions"])) > 1
+
+
+def test_unseen_category_goes_to_the_other_slot(model_root: Path) -> None:
+    stats = read_stats(model_root / "messy" / "1")
+    row = {"age": 40, "income": 50_000.0, "colour": "red", "member": True, "rooms": 3}
+    with serve(model_root, "messy") as client:
+        unseen = post_rows(client, [{**row, "colour": "turquoise"}, {**row, "colour": None}])
+        seen = post_rows(client, [row])
+    assert unseen["predictions"][0] == unseen["predictions"][1], "unseen and missing share a slot"
+    assert unseen["predictions"][0] != seen["predictions"][0]
+    assert "turquoise" not in next(f for f in stats.features if f.name == "colour").vocabulary  # type: ignore[union-attr]
 
 
 def test_one_row_or_many_gives_the_same_answer(client: TestClient) -> None:
     rows = [
-        {
-            "age": 0.02 * i,
-            "sex": 0.05,
-            "bmi": 0.01 * i,
-            "bp": None,
-            "s1": 0.0,
-            "s2": 0.0,
-            "s3": -0.01,
-            "s4": 0.0,
-            "s5": 0.02,
-            "s6": 0.0,
-        }
+        {"age": 0.02 * i, "sex": 0.05, "bmi": 0.01 * i, "bp": None, "s1": 0.0, "s2": 0.0,
+         "s3": -0.01, "s4": 0.0, "s5": 0.02, "s6": 0.0}
         for i in range(5)
-    ]
-    together = client.post("/predict", json={"instances": rows}).json()["predictions"]
-    alone = [
-        client.post("/predict", json={"instances": [r]}).json()["predictions"][0] for r in rows
-    ]
+    ]  # fmt: skip
+    together = post_rows(client, rows)["predictions"]
+    alone = [post_rows(client, [r])["predictions"][0] for r in rows]
     np.testing.assert_allclose(alone, together, rtol=1e-5)

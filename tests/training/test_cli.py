@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -24,7 +25,7 @@ def error_line(err: str) -> str:
     return lines[0]
 
 
-def write_csv(path: Path, **columns: list[object]) -> Path:
+def write_csv(path: Path, **columns: list[Any]) -> Path:
     pd.DataFrame(columns).to_csv(path, index=False)
     return path
 
@@ -69,24 +70,61 @@ def test_too_few_rows(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
     )
 
 
-def test_non_numeric_target_names_the_row(
+def test_non_numeric_regression_target_names_the_row(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     csv = write_csv(tmp_path / "d.csv", x=list(range(12)), y=[1, 2, "three", *range(9)])
-    code, _, err = run_cli(capsys, "--data", str(csv), "--target", "y")
+    code, _, err = run_cli(capsys, "--data", str(csv), "--target", "y", "--task", "regression")
     assert code == 2
     assert error_line(err) == (
         "error: target column 'y' is not numeric: row 3 holds 'three' "
-        "(classification is not supported yet)"
+        "(use --task classification to predict it as a class)"
     )
 
 
-def test_non_numeric_feature_is_named(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    csv = write_csv(tmp_path / "d.csv", colour=["red"] * 12, x=list(range(12)), target=[1.0] * 12)
-    code, _, err = run_cli(capsys, "--data", str(csv))
+def test_unknown_categorical_column_lists_columns(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    csv = write_csv(tmp_path / "d.csv", x=list(range(12)), target=[1.0] * 12)
+    code, _, err = run_cli(capsys, "--data", str(csv), "--categorical", "x,colour")
     assert code == 2
     assert error_line(err) == (
-        "error: feature columns are not numeric: colour (only numeric features are supported)"
+        f"error: --categorical column 'colour' not found in {csv}; columns: x, target"
+    )
+
+
+def test_classification_target_with_one_class(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    csv = write_csv(tmp_path / "d.csv", x=list(range(12)), y=["spam"] * 11 + [""])
+    code, _, err = run_cli(capsys, "--data", str(csv), "--target", "y")
+    assert code == 2
+    assert error_line(err) == "error: classification target 'y' has fewer than 2 classes: 'spam'"
+
+
+def test_cv_larger_than_the_training_rows(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    csv = write_csv(
+        tmp_path / "d.csv", x=[i * 1.5 for i in range(20)], target=[i % 7 + 0.5 for i in range(20)]
+    )
+    code, _, err = run_cli(capsys, "--data", str(csv), "--cv", "17")
+    assert code == 2
+    assert error_line(err) == (
+        "error: --cv 17 must be between 2 and the 16 rows left for training after the test split"
+    )
+
+
+def test_only_useless_features_is_an_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    csv = write_csv(
+        tmp_path / "d.csv", id=[f"r{i}" for i in range(12)], c=[3] * 12, target=list(range(12))
+    )
+    code, _, err = run_cli(capsys, "--data", str(csv), "--drop", "id")
+    assert code == 2
+    assert (
+        error_line(err) == f"error: {csv} has no usable feature columns besides the target 'target'"
     )
 
 

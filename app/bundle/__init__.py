@@ -1,0 +1,73 @@
+"""The model bundle contract: file layout, statistics schema, the transform, load and save.
+
+Training and serving both import this package and nothing else of each other, so the
+preprocessing applied at serving time is, by construction, the one fitted in training.
+It depends on numpy and pydantic only: importing it must stay cheap.
+"""
+
+from app.bundle.files import (
+    METADATA_FILE,
+    MODEL_CARD_FILE,
+    REPORT_DIR,
+    SAVED_MODEL_DIR,
+    STATS_FILE,
+    list_versions,
+    publish_version,
+    read_metadata,
+    read_stats,
+    resolve_version_dir,
+    write_json,
+)
+from app.bundle.metadata import (
+    ColumnSummary,
+    DataSummary,
+    Evaluation,
+    Metadata,
+    RowCounts,
+    Spread,
+)
+from app.bundle.preprocessing import (
+    CategoricalFeature,
+    ClassificationTarget,
+    Decoded,
+    Feature,
+    Label,
+    NumericFeature,
+    PreprocessingStats,
+    RegressionTarget,
+    Target,
+    category_key,
+)
+from app.bundle.schema import FORMAT_VERSION, BundleError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "METADATA_FILE",
+    "MODEL_CARD_FILE",
+    "REPORT_DIR",
+    "SAVED_MODEL_DIR",
+    "STATS_FILE",
+    "BundleError",
+    "CategoricalFeature",
+    "ClassificationTarget",
+    "ColumnSummary",
+    "DataSummary",
+    "Decoded",
+    "Evaluation",
+    "Feature",
+    "Label",
+    "Metadata",
+    "NumericFeature",
+    "PreprocessingStats",
+    "RegressionTarget",
+    "RowCounts",
+    "Spread",
+    "Target",
+    "category_key",
+    "list_versions",
+    "publish_version",
+    "read_metadata",
+    "read_stats",
+    "resolve_version_dir",
+    "write_json",
+]

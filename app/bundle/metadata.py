@@ -1,0 +1,68 @@
+"""The bundle's metadata: what the model is, the data it saw, and how good it is."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from app.bundle.preprocessing import Label
+from app.bundle.schema import FORMAT_VERSION, Strict
+
+
+class ColumnSummary(Strict):
+    kind: Literal["numeric", "categorical"]
+    missing: int
+    distinct: int
+
+
+class DataSummary(Strict):
+    """Where the data came from and what training made of its columns."""
+
+    source: str
+    sha256: str
+    rows_read: int
+    dropped_missing_target: int
+    columns: dict[str, ColumnSummary]
+    dropped_columns: dict[str, str]
+    """Column -> why it was dropped (identifier, constant, all missing)."""
+
+
+class Evaluation(Strict):
+    """Scores of one model on one set of rows, in the target's units or labels."""
+
+    metrics: dict[str, float]
+    confusion_matrix: list[list[int]] | None = None
+
+
+class Spread(Strict):
+    mean: float
+    std: float
+
+
+class RowCounts(Strict):
+    train: int
+    validation: int
+    test: int
+
+
+class Metadata(Strict):
+    """What a bundle is, where it came from and how good it is."""
+
+    format_version: int = FORMAT_VERSION
+    name: str
+    version: int
+    created_at: datetime
+    task: Literal["regression", "classification"]
+    features: list[str]
+    target: str
+    classes: list[Label] | None = None
+    primary_metric: str
+    test: Evaluation
+    baselines: dict[str, Evaluation]
+    beats_linear_baseline: bool
+    cross_validation: dict[str, Spread] | None = None
+    rows: RowCounts
+    data: DataSummary
+    training: dict[str, float | int | str | None]
+    tensorflow_version: str
+    keras_version: str

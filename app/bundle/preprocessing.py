@@ -1,0 +1,276 @@
+"""The preprocessing statistics and the transform that applies them, in training and serving.
+
+Missing and infinite numbers become the training mean and every number is standardised;
+categories are one-hot encoded over a vocabulary fitted on the training split, with one more
+slot for rare, unseen and missing values. The target is standardised (regression) or indexed
+(classification), and `decode` turns network outputs back into units or labels.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Self
+
+import numpy as np
+from pydantic import (
+    Field,
+    PrivateAttr,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
+
+from app.bundle.schema import FORMAT_VERSION, Strict
+
+MAX_VOCABULARY = 1000
+
+# Class labels keep their original JSON type: "yes", 3, true. Strict, so 1 and true stay apart.
+Label = StrictBool | StrictInt | StrictFloat | StrictStr
+
+# Category cells that mean "missing", compared after stripping and lower-casing.
+_MISSING_WORDS = frozenset({"", "na", "n/a", "nan", "null", "none", "#n/a", "<na>"})
+
+
+def category_key(value: object) -> str | None:
+    """The canonical form of a categorical cell, the same in training and serving.
+
+    Strings are stripped, booleans and integral numbers spelled one way (`True`, `"true"` ->
+    "true"; `3`, `3.0`, `"3"` -> "3"), and NaN or NA-like text is missing (None).
+    """
+    if isinstance(value, bool | np.bool_):
+        text = "true" if value else "false"
+    elif isinstance(value, int | np.integer):
+        text = str(int(value))
+    elif isinstance(value, float | np.floating):
+        number = float(value)
+        finite = np.isfinite(number)
+        text = "" if not finite else str(int(number)) if number.is_integer() else repr(number)
+    else:
+        text = "" if value is None else str(value).strip()
+    lowered = text.lower()
+    if lowered in _MISSING_WORDS:
+        return None
+    return lowered if lowered in ("true", "false") else text
+
+
+class NumericFeature(Strict):
+    """Missing or infinite -> `fill_value`, then standardised with `mean` and `std`."""
+
+    kind: Literal["numeric"] = "numeric"
+    name: str
+    fill_value: float
+    mean: float
+    std: float = Field(gt=0)
+
+    @property
+    def width(self) -> int:
+        return 1
+
+    @classmethod
+    def fit(cls, name: str, values: np.ndarray) -> Self:
+        x = _missing_as_nan(values)
+        present = x[~np.isnan(x)]
+        # An all-missing column has no mean: fill it with 0, which standardises to 0 as well.
+        mean = float(present.mean()) if present.size else 0.0
+        return cls(name=name, fill_value=mean, mean=mean, std=_safe_std(np.nan_to_num(x, nan=mean)))
+
+    def encode(self, values: Sequence[object] | np.ndarray) -> np.ndarray:
+        x = _missing_as_nan(values)
+        return ((np.where(np.isnan(x), self.fill_value, x) - self.mean) / self.std)[:, None]
+
+
+class CategoricalFeature(Strict):
+    """One-hot over `vocabulary`, plus a last slot for anything else: rare, unseen or missing."""
+
+    kind: Literal["categorical"] = "categorical"
+    name: str
+    vocabulary: list[str]
+    _index: dict[str, int] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, _: object) -> None:
+        self._index = {key: i for i, key in enumerate(self.vocabulary)}
+
+    @property
+    def width(self) -> int:
+        return len(self.vocabulary) + 1
+
+    @classmethod
+    def fit(cls, name: str, values: Sequence[object] | np.ndarray, min_count: int) -> Self:
+        """Keep categories seen at least `min_count` times, most frequent first (ties by name)."""
+        counts = Counter(k for k in map(category_key, values) if k is not None)
+        kept = sorted(
+            (k for k, c in counts.items() if c >= min_count), key=lambda k: (-counts[k], k)
+        )
+        return cls(name=name, vocabulary=kept[:MAX_VOCABULARY])
+
+    def encode(self, values: Sequence[object] | np.ndarray) -> np.ndarray:
+        other = len(self.vocabulary)
+        slots = np.fromiter(
+            (
+                self._index.get(k, other) if (k := category_key(v)) is not None else other
+                for v in values
+            ),
+            dtype=np.intp,
+            count=len(values),
+        )
+        out = np.zeros((len(slots), self.width))
+        out[np.arange(len(slots)), slots] = 1.0
+        return out
+
+
+Feature = Annotated[NumericFeature | CategoricalFeature, Field(discriminator="kind")]
+
+
+class RegressionTarget(Strict):
+    """The network predicts the standardised target; predictions are scaled back to units."""
+
+    kind: Literal["regression"] = "regression"
+    name: str
+    mean: float
+    std: float = Field(gt=0)
+
+    @property
+    def output_width(self) -> int:
+        return 1
+
+    @classmethod
+    def fit(cls, name: str, y: np.ndarray) -> Self:
+        y = np.asarray(y, dtype=np.float64)
+        return cls(name=name, mean=float(y.mean()), std=_safe_std(y))
+
+    def encode(self, y: Sequence[object] | np.ndarray) -> np.ndarray:
+        return ((np.asarray(y, dtype=np.float64) - self.mean) / self.std).astype(np.float32)
+
+
+class ClassificationTarget(Strict):
+    """The network gives P(classes[1]) (binary, one sigmoid) or one softmax per class."""
+
+    kind: Literal["classification"] = "classification"
+    name: str
+    classes: list[Label] = Field(min_length=2)
+
+    @property
+    def output_width(self) -> int:
+        return 1 if len(self.classes) == 2 else len(self.classes)
+
+    @classmethod
+    def fit(cls, name: str, labels: Sequence[object] | np.ndarray) -> Self:
+        # Keyed by type and value: a set would merge 1 and True, which compare equal.
+        unique = {_label_order(label): label for label in map(_plain, labels)}
+        return cls(name=name, classes=[unique[key] for key in sorted(unique)])
+
+    def encode(self, y: Sequence[object] | np.ndarray) -> np.ndarray:
+        """Labels -> class indices; a label not among `classes` is a ValueError."""
+        index = {_label_order(c): i for i, c in enumerate(self.classes)}
+        try:
+            return np.array([index[_label_order(_plain(v))] for v in y], dtype=np.int64)
+        except KeyError as exc:
+            raise ValueError(f"label {exc.args[0][1]!r} is not one of {self.classes}") from None
+
+    def probabilities(self, outputs: np.ndarray) -> np.ndarray:
+        """Network outputs -> (n, classes) probabilities, each row summing to 1."""
+        out = np.asarray(outputs, dtype=np.float64).reshape(len(outputs), self.output_width)
+        p = np.hstack([1.0 - out, out]) if len(self.classes) == 2 else out
+        p = np.clip(p, 0.0, 1.0)
+        # float32 softmax rows miss 1 by ~1e-7; renormalised, they are probabilities exactly.
+        normalised: np.ndarray = p / p.sum(axis=1, keepdims=True)
+        return normalised
+
+
+Target = Annotated[RegressionTarget | ClassificationTarget, Field(discriminator="kind")]
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """Network outputs in the caller's terms."""
+
+    values: list[Any]
+    """Regression: predictions in the target's units. Classification: predicted labels."""
+    probabilities: np.ndarray | None = None
+    """Classification only: (n, len(classes)), columns in the order of `classes`."""
+
+
+class PreprocessingStats(Strict):
+    """Everything needed to turn raw columns into model inputs, and outputs into answers.
+
+    Fitted on the training split only. Training and serving both call `transform` and
+    `decode`, so the two cannot drift apart.
+    """
+
+    format_version: int = FORMAT_VERSION
+    features: list[Feature] = Field(min_length=1)
+    target: Target
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.format_version != FORMAT_VERSION:
+            raise ValueError(
+                f"format_version {self.format_version} is not supported "
+                f"(this code reads version {FORMAT_VERSION})"
+            )
+        if len(set(self.feature_names)) != len(self.features):
+            raise ValueError("feature names are not unique")
+        numbers = [
+            v
+            for f in self.features
+            if isinstance(f, NumericFeature)
+            for v in (f.fill_value, f.mean)
+        ]
+        if not np.all(np.isfinite(numbers)):
+            raise ValueError("statistics must be finite numbers")
+        return self
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def input_width(self) -> int:
+        return sum(f.width for f in self.features)
+
+    def transform(self, columns: Mapping[str, Sequence[object] | np.ndarray]) -> np.ndarray:
+        """Raw columns by feature name (None, NaN or inf meaning missing) -> float32 inputs."""
+        lengths = {len(columns[f.name]) for f in self.features}
+        if len(lengths) != 1:
+            raise ValueError(f"columns differ in length: {sorted(lengths)}")
+        blocks = [f.encode(columns[f.name]) for f in self.features]
+        return np.hstack(blocks).astype(np.float32)
+
+    def decode(self, outputs: np.ndarray) -> Decoded:
+        target = self.target
+        if isinstance(target, RegressionTarget):
+            values = np.asarray(outputs, dtype=np.float64).reshape(len(outputs))
+            return Decoded(values=(values * target.std + target.mean).tolist())
+        probabilities = target.probabilities(outputs)
+        labels = [target.classes[i] for i in probabilities.argmax(axis=1)]
+        return Decoded(values=labels, probabilities=probabilities)
+
+
+def _missing_as_nan(values: Sequence[object] | np.ndarray) -> np.ndarray:
+    x = np.array(values, dtype=np.float64)  # a copy (None becomes NaN); callers' data is kept
+    x[np.isinf(x)] = np.nan
+    return x
+
+
+def _safe_std(x: np.ndarray) -> float:
+    # A constant column carries no information; scale 1 keeps it at 0 instead of dividing by 0.
+    std = float(np.std(x))
+    return std if std > 1e-12 else 1.0
+
+
+def _plain(value: object) -> Label:
+    """numpy scalars -> the Python value JSON will carry."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def _label_order(label: Label) -> tuple[str, Label]:
+    # Sort and compare labels by type first: 1, 1.0 and True are different classes.
+    return (type(label).__name__, label)
