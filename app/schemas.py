@@ -75,21 +75,20 @@ def request_model_for(stats: PreprocessingStats) -> type[BaseModel]:
     )
 
 
-class _Predicted(BaseModel):
+class RegressionResponse(BaseModel):
+    predictions: list[float] = Field(description="One value per row, in the target's units.")
     model_name: str
     model_version: int
 
 
-class RegressionResponse(_Predicted):
-    predictions: list[float] = Field(description="One value per row, in the target's units.")
-
-
-class ClassificationResponse(_Predicted):
+class ClassificationResponse(BaseModel):
     predictions: list[Label] = Field(description="The most probable class of each row.")
     probabilities: list[list[float]] = Field(
         description="Per row, the probability of each class, in the order of `classes`."
     )
     classes: list[Label] = Field(description="The class labels, as they were in the data.")
+    model_name: str
+    model_version: int
 
 
 PredictResponse = RegressionResponse | ClassificationResponse

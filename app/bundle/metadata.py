@@ -63,6 +63,6 @@ class Metadata(Strict):
     cross_validation: dict[str, Spread] | None = None
     rows: RowCounts
     data: DataSummary
-    training: dict[str, float | int | str | None]
+    training: dict[str, Label | None]
     tensorflow_version: str
     keras_version: str

@@ -56,3 +56,12 @@ def test_openapi_documents_the_request_and_error_shapes(client: TestClient) -> N
     assert response.status_code == 200, response.text
     error_ref = post["responses"]["422"]["content"]["application/json"]["schema"]["$ref"]
     assert error_ref == "#/components/schemas/ErrorResponse"
+
+
+def test_openapi_shows_regression_and_classification_answers(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    ok = spec["paths"]["/predict"]["post"]["responses"]["200"]["content"]["application/json"]
+    shapes = {ref["$ref"].rsplit("/", 1)[-1] for ref in ok["schema"]["anyOf"]}
+    assert shapes == {"RegressionResponse", "ClassificationResponse"}
+    classification = spec["components"]["schemas"]["ClassificationResponse"]
+    assert {"predictions", "probabilities", "classes"} <= set(classification["required"])
