@@ -13,7 +13,7 @@ from app.loading import load_predictor
 from app.predictor import Predictor
 from app.routes import health, predict
 from app.settings import Settings
-from app.state import ServiceState
+from app.state import ServedModel, ServiceState
 
 
 def create_app(settings: Settings | None = None, predictor: Predictor | None = None) -> FastAPI:
@@ -26,12 +26,16 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        state.serve(predictor or await anyio.to_thread.run_sync(load_predictor, settings))
+        loaded = predictor
+        if loaded is None:
+            loaded = await anyio.to_thread.run_sync(load_predictor, settings)
+        served = state.served = ServedModel.build(loaded, settings)
         try:
             yield
         finally:
             state.shutting_down = True
-            state.serve(None)
+            state.served = None
+            served.inference.close()
 
     app = FastAPI(
         title="tabserve",

@@ -9,14 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from app.bundle import (
-    SAVED_MODEL_DIR,
     BundleError,
     read_metadata,
     read_stats,
     resolve_version_dir,
 )
 from app.predictor import Predictor
-from app.runtime import SavedModelRuntime
+from app.runtime import open_runtime
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -40,15 +39,12 @@ def load_predictor(settings: Settings) -> Predictor:
             f"metadata says {metadata.name} version {metadata.version}, "
             "which does not match the directory",
         )
-    saved_model = version_dir / SAVED_MODEL_DIR
-    if not saved_model.is_dir():
-        raise BundleError(saved_model, "SavedModel directory is missing")
-    runtime = SavedModelRuntime(saved_model)
+    runtime = open_runtime(settings.model_runtime, version_dir, metadata)
     if runtime.input_width not in (None, stats.input_width):
         raise BundleError(
-            saved_model,
-            f"model takes {runtime.input_width} inputs but the statistics encode "
-            f"{stats.input_width}",
+            version_dir,
+            f"the {runtime.name} model takes {runtime.input_width} inputs but the statistics "
+            f"encode {stats.input_width}",
         )
     predictor = Predictor(stats, metadata, runtime, max_rows=settings.max_rows, path=version_dir)
     _warm_up(predictor, version_dir)

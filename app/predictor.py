@@ -39,18 +39,22 @@ class Predictor:
 
     def predict_rows(self, rows: Sequence[Mapping[str, object]]) -> Decoded:
         """Rows holding every feature (None for missing) -> one prediction per row."""
-        self._check_row_count(len(rows))
-        return self._run({f: [row[f] for row in rows] for f in self.features})
+        return self.decode(self.runtime(self.encode_rows(rows)))
 
     def predict_columns(self, columns: Columns) -> Decoded:
         """Equal-length columns by feature name (None, NaN or inf for missing) -> predictions."""
-        self._check_row_count(len(next(iter(columns.values()), ())))
-        return self._run(columns)
+        self.check_row_count(len(next(iter(columns.values()), ())))
+        return self.decode(self.runtime(self.stats.transform(columns)))
 
-    def _run(self, columns: Columns) -> Decoded:
-        return self.stats.decode(self.runtime(self.stats.transform(columns)))
+    def encode_rows(self, rows: Sequence[Mapping[str, object]]) -> np.ndarray:
+        """Rows -> the network's float32 inputs, through the bundle's own transform."""
+        self.check_row_count(len(rows))
+        return self.stats.transform_rows(rows)
 
-    def _check_row_count(self, n: int) -> None:
+    def decode(self, outputs: np.ndarray) -> Decoded:
+        return self.stats.decode(outputs)
+
+    def check_row_count(self, n: int) -> None:
         if n > self.max_rows:
             raise TooManyRows(f"{n} rows sent; at most {self.max_rows} are accepted per request")
         if n == 0:

@@ -102,6 +102,7 @@ class Readiness(BaseModel):
     status: str = "ready"
     model_name: str
     model_version: int
+    runtime: str
 
 
 class ErrorDetail(BaseModel):

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+RuntimeName = Literal["auto", "savedmodel", "litert", "litert-quantized"]
+
 
 class Settings(BaseSettings):
     """Every setting has a plain upper-case environment variable of the same name."""
@@ -22,6 +24,23 @@ class Settings(BaseSettings):
 
     model_version: int | None = Field(default=None, ge=1)
     """Pin this version; unset serves the newest version found at start-up."""
+
+    model_runtime: RuntimeName = "auto"
+    """`savedmodel` (TensorFlow), `litert` (the bundle's LiteRT flatbuffer, no TensorFlow
+    import), `litert-quantized` (its dynamic-range quantised flatbuffer, if trained with
+    --quantize), or `auto`: LiteRT when the bundle has a flatbuffer that training measured
+    within tolerance of the SavedModel and ai-edge-litert is installed, else the SavedModel."""
+
+    batching: Literal["auto", "on", "off"] = "auto"
+    """Coalesce concurrent requests into one model call. `auto`: on for the SavedModel
+    runtime, whose fixed cost per call is large; off for LiteRT, where it is microseconds."""
+
+    batch_max_size: int = Field(default=256, ge=1)
+    """Most rows in one batched model call (TF Serving's max_batch_size)."""
+
+    batch_timeout_micros: int = Field(default=500, ge=0)
+    """How long rows wait for company while the model is idle (TF Serving's
+    batch_timeout_micros); rows that arrive during a call always go in the next one."""
 
     max_rows: int = Field(default=10_000, ge=1)
     """Most rows accepted in one prediction request; more is answered with 413."""

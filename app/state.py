@@ -1,4 +1,4 @@
-"""What the running service holds: the loaded predictor and whether it may take traffic."""
+"""What the running service holds: the model it serves and whether it may take traffic."""
 
 from __future__ import annotations
 
@@ -8,20 +8,45 @@ from fastapi import Request
 from pydantic import BaseModel
 
 from app.errors import ModelNotReady
+from app.inference import Batcher, Inference
 from app.predictor import Predictor
 from app.schemas import request_model_for
+from app.settings import Settings
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A loaded predictor with the request schema and the inference path that go with it."""
+
+    predictor: Predictor
+    request_model: type[BaseModel]
+    inference: Inference
+
+    @classmethod
+    def build(cls, predictor: Predictor, settings: Settings) -> ServedModel:
+        batching = settings.batching
+        if batching == "auto":
+            batching = "off" if predictor.runtime.fast else "on"
+        batcher = None
+        if batching == "on":
+            batcher = Batcher(
+                predictor.runtime,
+                max_rows=settings.batch_max_size,
+                timeout=settings.batch_timeout_micros / 1e6,
+            )
+        return cls(predictor, request_model_for(predictor.stats), Inference(predictor, batcher))
 
 
 @dataclass
 class ServiceState:
-    predictor: Predictor | None = None
-    request_model: type[BaseModel] | None = None
+    served: ServedModel | None = None
     shutting_down: bool = False
 
-    def serve(self, predictor: Predictor | None) -> None:
-        """Take `predictor` (None: stop serving) and the request schema that goes with it."""
-        self.predictor = predictor
-        self.request_model = None if predictor is None else request_model_for(predictor.stats)
+    def require(self) -> ServedModel:
+        """The served model, or 503 while none is ready or the service is shutting down."""
+        if self.served is None or self.shutting_down:
+            raise ModelNotReady("model is not loaded yet or the service is shutting down")
+        return self.served
 
 
 def service_state(request: Request) -> ServiceState:
@@ -31,7 +56,4 @@ def service_state(request: Request) -> ServiceState:
 
 def current_predictor(request: Request) -> Predictor:
     """Route dependency: the loaded predictor, or 503 while none is ready."""
-    state = service_state(request)
-    if state.predictor is None or state.shutting_down:
-        raise ModelNotReady("model is not loaded yet or the service is shutting down")
-    return state.predictor
+    return service_state(request).require().predictor

@@ -33,10 +33,16 @@ def test_numeric_fit_ignores_missing_and_infinite_cells() -> None:
     assert feature.std == pytest.approx(np.sqrt(8 / 6))
 
 
+def numeric_only(*features: NumericFeature) -> PreprocessingStats:
+    return PreprocessingStats(
+        features=list(features), target=RegressionTarget(name="y", mean=0, std=1)
+    )
+
+
 def test_constant_column_scales_by_one_instead_of_dividing_by_zero() -> None:
     feature = NumericFeature.fit("c", np.array([5.0, 5.0, 5.0]))
     assert feature.std == 1.0
-    assert feature.encode([5.0, 7.0]).ravel().tolist() == [0.0, 2.0]
+    assert numeric_only(feature).transform({"c": [5.0, 7.0]}).ravel().tolist() == [0.0, 2.0]
 
 
 def test_all_missing_column_gets_finite_statistics() -> None:
@@ -44,10 +50,12 @@ def test_all_missing_column_gets_finite_statistics() -> None:
     assert (feature.mean, feature.std) == (0.0, 1.0)
 
 
-def test_numeric_encode_fills_missing_with_training_mean() -> None:
-    feature = NumericFeature(name="a", fill_value=3.0, mean=2.0, std=0.5)
+def test_numeric_transform_fills_missing_with_training_mean() -> None:
+    stats = numeric_only(NumericFeature(name="a", fill_value=3.0, mean=2.0, std=0.5))
     values = [None, np.nan, np.inf, -np.inf, 4.0]
-    assert feature.encode(values).ravel().tolist() == [2.0, 2.0, 2.0, 2.0, 4.0]
+    assert stats.transform({"a": values}).ravel().tolist() == [2.0, 2.0, 2.0, 2.0, 4.0]
+    rows = [{"a": v} for v in values]
+    assert stats.transform_rows(rows).tolist() == stats.transform({"a": values}).tolist()
 
 
 @pytest.mark.parametrize(
@@ -102,13 +110,33 @@ def mixed_stats() -> PreprocessingStats:
     )
 
 
-def test_transform_lays_features_out_in_order_as_float32() -> None:
-    stats = mixed_stats()
-    columns: dict[str, list[object]] = {"colour": ["blue", "green"], "x": [3.0, None]}
+def test_transform_lays_numbers_first_then_one_hot_blocks_as_float32() -> None:
+    stats = PreprocessingStats(
+        features=[
+            CategoricalFeature(name="colour", vocabulary=["red", "blue"]),
+            NumericFeature(name="x", fill_value=1.0, mean=1.0, std=2.0),
+            CategoricalFeature(name="size", vocabulary=["s"]),
+            NumericFeature(name="z", fill_value=0.0, mean=0.0, std=1.0),
+        ],
+        target=RegressionTarget(name="y", mean=10.0, std=4.0),
+    )
+    columns: dict[str, list[object]] = {
+        "colour": ["blue", "green"],
+        "x": [3.0, None],
+        "size": ["s", None],
+        "z": [-1, 2.5],
+    }
     out = stats.transform(columns)
     assert out.dtype == np.float32
-    assert out.tolist() == [[1.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
-    assert stats.input_width == 4
+    assert out.tolist() == [
+        [1.0, -1.0, 0.0, 1.0, 0.0, 1.0, 0.0],
+        [0.0, 2.5, 0.0, 0.0, 1.0, 0.0, 1.0],
+    ]
+    rows = [
+        dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)
+    ]
+    assert stats.transform_rows(rows).tolist() == out.tolist()
+    assert stats.input_width == 7
     assert columns["x"] == [3.0, None], "the caller's data must not be changed"
 
 

@@ -79,6 +79,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--cv", type=_at_least(2), default=0, metavar="K", help="k-fold cross-validation"
     )
     p.add_argument("--balance-classes", action="store_true", help="class weights for imbalance")
+    p.add_argument(
+        "--quantize",
+        action="store_true",
+        help="also write a dynamic-range quantised LiteRT flatbuffer (served on request)",
+    )
     p.add_argument("--model-dir", type=Path, default=config.model_dir)
     p.add_argument("--model-name", default=config.model_name)
     p.add_argument("--epochs", type=_at_least(1), default=hyper.epochs, help="most epochs")
@@ -118,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         drop=tuple(args.drop),
         min_category_count=args.min_category_count,
         cv_folds=args.cv,
+        quantize=args.quantize,
         model_dir=args.model_dir,
         model_name=args.model_name,
         params=Hyperparameters(

@@ -37,6 +37,8 @@ class TrainConfig:
     """Categories seen fewer times in the training split share the out-of-vocabulary slot."""
     cv_folds: int = 0
     """k-fold cross-validation on the non-test rows first when at least 2."""
+    quantize: bool = False
+    """Also write a dynamic-range quantised LiteRT flatbuffer and score it on the test split."""
     model_dir: Path = Path("models")
     model_name: str = "default"
     params: Hyperparameters = field(default_factory=Hyperparameters)

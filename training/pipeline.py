@@ -55,6 +55,7 @@ def run(config: TrainConfig) -> Path:
     # TensorFlow is imported only now, so bad input is reported in well under a second.
     from training import model as network
     from training.cross_validation import cross_validate
+    from training.litert import export_flatbuffers
 
     cv_scores = None
     if config.cv_folds:
@@ -83,6 +84,7 @@ def run(config: TrainConfig) -> Path:
     model_dir = config.model_dir / config.model_name
     with publish_version(model_dir) as (scratch, version):
         network.export_saved_model(result.model, scratch / SAVED_MODEL_DIR)
+        litert, litert_quantized = export_flatbuffers(scratch, stats, *test_xy, config.quantize)
         write_json(scratch / STATS_FILE, stats)
         versions = network.versions()
         metadata = Metadata(
@@ -100,6 +102,8 @@ def run(config: TrainConfig) -> Path:
             baselines=reference,
             beats_linear_baseline=beats,
             cross_validation=cv_scores,
+            litert=litert,
+            litert_quantized=litert_quantized,
             rows=RowCounts(
                 train=len(train_rows),
                 validation=0 if validation_rows is None else len(validation_rows),
@@ -113,6 +117,7 @@ def run(config: TrainConfig) -> Path:
                 "cv_folds": config.cv_folds,
                 "min_category_count": config.min_category_count,
                 "task": config.task,
+                "quantize": config.quantize,
             },
             tensorflow_version=versions["tensorflow"],
             keras_version=versions["keras"],

@@ -6,6 +6,8 @@ It depends on numpy and pydantic only: importing it must stay cheap.
 """
 
 from app.bundle.files import (
+    LITERT_FILE,
+    LITERT_QUANTIZED_FILE,
     METADATA_FILE,
     MODEL_CARD_FILE,
     REPORT_DIR,
@@ -22,6 +24,7 @@ from app.bundle.metadata import (
     ColumnSummary,
     DataSummary,
     Evaluation,
+    Flatbuffer,
     Metadata,
     RowCounts,
     Spread,
@@ -42,6 +45,8 @@ from app.bundle.schema import FORMAT_VERSION, BundleError
 
 __all__ = [
     "FORMAT_VERSION",
+    "LITERT_FILE",
+    "LITERT_QUANTIZED_FILE",
     "METADATA_FILE",
     "MODEL_CARD_FILE",
     "REPORT_DIR",
@@ -55,6 +60,7 @@ __all__ = [
     "Decoded",
     "Evaluation",
     "Feature",
+    "Flatbuffer",
     "Label",
     "Metadata",
     "NumericFeature",

@@ -18,6 +18,8 @@ from app.bundle.schema import BundleError
 SAVED_MODEL_DIR = "saved_model"
 STATS_FILE = "preprocessing.json"
 METADATA_FILE = "metadata.json"
+LITERT_FILE = "model.tflite"
+LITERT_QUANTIZED_FILE = "model_quantized.tflite"
 REPORT_DIR = "report"
 MODEL_CARD_FILE = "model_card.html"
 _PARTIAL_PREFIX = ".partial-"

@@ -45,6 +45,17 @@ class RowCounts(Strict):
     test: int
 
 
+class Flatbuffer(Strict):
+    """A LiteRT (TFLite) conversion of the SavedModel, and how far its outputs are from it."""
+
+    file: str
+    size_bytes: int
+    max_abs_diff: float
+    """Largest |flatbuffer - SavedModel| over the test split's network outputs."""
+    test: Evaluation | None = None
+    """Quantised flatbuffers only: the test metrics when serving with it."""
+
+
 class Metadata(Strict):
     """What a bundle is, where it came from and how good it is."""
 
@@ -61,6 +72,8 @@ class Metadata(Strict):
     baselines: dict[str, Evaluation]
     beats_linear_baseline: bool
     cross_validation: dict[str, Spread] | None = None
+    litert: Flatbuffer | None = None
+    litert_quantized: Flatbuffer | None = None
     rows: RowCounts
     data: DataSummary
     training: dict[str, Label | None]

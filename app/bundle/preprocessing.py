@@ -78,10 +78,6 @@ class NumericFeature(Strict):
         mean = float(present.mean()) if present.size else 0.0
         return cls(name=name, fill_value=mean, mean=mean, std=_safe_std(np.nan_to_num(x, nan=mean)))
 
-    def encode(self, values: Sequence[object] | np.ndarray) -> np.ndarray:
-        x = _missing_as_nan(values)
-        return ((np.where(np.isnan(x), self.fill_value, x) - self.mean) / self.std)[:, None]
-
 
 class CategoricalFeature(Strict):
     """One-hot over `vocabulary`, plus a last slot for anything else: rare, unseen or missing."""
@@ -204,6 +200,11 @@ class PreprocessingStats(Strict):
     format_version: int = FORMAT_VERSION
     features: list[Feature] = Field(min_length=1)
     target: Target
+    _numeric_names: list[str] = PrivateAttr()
+    _fill: np.ndarray = PrivateAttr()
+    _mean: np.ndarray = PrivateAttr()
+    _std: np.ndarray = PrivateAttr()
+    _categorical: list[CategoricalFeature] = PrivateAttr()
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -220,9 +221,19 @@ class PreprocessingStats(Strict):
             if isinstance(f, NumericFeature)
             for v in (f.fill_value, f.mean)
         ]
+        if isinstance(self.target, RegressionTarget):
+            numbers += [self.target.mean, self.target.std]
         if not np.all(np.isfinite(numbers)):
             raise ValueError("statistics must be finite numbers")
         return self
+
+    def model_post_init(self, _: object) -> None:
+        numeric = [f for f in self.features if isinstance(f, NumericFeature)]
+        self._numeric_names = [f.name for f in numeric]
+        self._fill = np.array([f.fill_value for f in numeric])
+        self._mean = np.array([f.mean for f in numeric])
+        self._std = np.array([f.std for f in numeric])
+        self._categorical = [f for f in self.features if isinstance(f, CategoricalFeature)]
 
     @property
     def feature_names(self) -> list[str]:
@@ -233,12 +244,41 @@ class PreprocessingStats(Strict):
         return sum(f.width for f in self.features)
 
     def transform(self, columns: Mapping[str, Sequence[object] | np.ndarray]) -> np.ndarray:
-        """Raw columns by feature name (None, NaN or inf meaning missing) -> float32 inputs."""
+        """Raw columns by feature name (None, NaN or inf meaning missing) -> float32 inputs.
+
+        The layout: every numeric feature, in feature order, then each categorical feature's
+        one-hot block, in feature order.
+        """
         lengths = {len(columns[f.name]) for f in self.features}
         if len(lengths) != 1:
             raise ValueError(f"columns differ in length: {sorted(lengths)}")
-        blocks = [f.encode(columns[f.name]) for f in self.features]
-        return np.hstack(blocks).astype(np.float32)
+        numeric = np.array([columns[name] for name in self._numeric_names], dtype=np.float64)
+        return self._encode(
+            numeric.T.reshape(lengths.pop(), len(self._numeric_names)),
+            [columns[f.name] for f in self._categorical],
+        )
+
+    def transform_rows(self, rows: Sequence[Mapping[str, object]]) -> np.ndarray:
+        """The same as `transform`, from rows that map every feature name to its value."""
+        names = self._numeric_names
+        numeric = np.array([[row[name] for name in names] for row in rows], dtype=np.float64)
+        return self._encode(
+            numeric.reshape(len(rows), len(names)),
+            [[row[f.name] for row in rows] for f in self._categorical],
+        )
+
+    def _encode(
+        self, numeric: np.ndarray, categorical: list[Sequence[object] | np.ndarray]
+    ) -> np.ndarray:
+        # One vectorised pass over all numeric features: this runs on every request.
+        missing = ~np.isfinite(numeric)
+        scaled = (np.where(missing, self._fill, numeric) - self._mean) / self._std
+        blocks = [
+            scaled,
+            *(f.encode(c) for f, c in zip(self._categorical, categorical, strict=True)),
+        ]
+        out: np.ndarray = np.hstack(blocks) if len(blocks) > 1 else scaled
+        return out.astype(np.float32)
 
     def decode(self, outputs: np.ndarray) -> Decoded:
         target = self.target

@@ -22,4 +22,6 @@ async def liveness() -> Liveness:
 @router.get("/readyz", responses={503: {"model": ErrorResponse}})
 async def readiness(predictor: Annotated[Predictor, Depends(current_predictor)]) -> Readiness:
     """200 once a model is loaded and warmed; 503 before that and while shutting down."""
-    return Readiness(model_name=predictor.name, model_version=predictor.version)
+    return Readiness(
+        model_name=predictor.name, model_version=predictor.version, runtime=predictor.runtime.name
+    )

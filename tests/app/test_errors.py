@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,7 +12,6 @@ from fastapi.testclient import TestClient
 
 from app.factory import create_app
 from app.loading import load_predictor
-from app.runtime import Runtime
 from tests.conftest import settings_for
 
 FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
@@ -137,11 +136,14 @@ def test_bad_requests_leave_the_service_serving(client: TestClient) -> None:
 def test_an_unexpected_failure_is_a_logged_500_in_the_same_shape(
     model_root: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def failing_runtime(x: np.ndarray) -> np.ndarray:
-        raise RuntimeError("kernel exploded")
+    class FailingRuntime:
+        name, input_width, fast = "failing", None, True
+
+        def __call__(self, x: np.ndarray) -> np.ndarray:
+            raise RuntimeError("kernel exploded")
 
     predictor = load_predictor(settings_for(model_root))
-    broken = dataclasses.replace(predictor, runtime=cast(Runtime, failing_runtime))
+    broken = dataclasses.replace(predictor, runtime=FailingRuntime())
     app = create_app(settings_for(model_root), predictor=broken)
     with TestClient(app, raise_server_exceptions=False) as client:
         response = client.post("/predict", json={"instances": [row()]})

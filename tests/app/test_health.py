@@ -15,7 +15,12 @@ def test_ready_with_model_loaded(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "alive"}
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "model_name": "diabetes", "model_version": 1}
+    assert response.json() == {
+        "status": "ready",
+        "model_name": "diabetes",
+        "model_version": 1,
+        "runtime": "litert",
+    }
 
 
 def test_model_endpoint_serves_the_bundle_metadata(client: TestClient, version_dir: Path) -> None:

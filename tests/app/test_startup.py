@@ -88,6 +88,6 @@ def test_corrupted_saved_model_fails_in_the_lifespan(broken_root: Path) -> None:
     pb.write_bytes(b"\x00garbage")
     with (
         pytest.raises(BundleError, match=r"saved_model: cannot load SavedModel"),
-        TestClient(create_app(settings_for(broken_root))),
+        TestClient(create_app(settings_for(broken_root, model_runtime="savedmodel"))),
     ):
         pass

@@ -26,6 +26,7 @@ from training.data import load_dataset, split_dataset
 def test_bundle_layout_and_metadata(version_dir: Path, diabetes_csv: Path) -> None:
     assert sorted(p.name for p in version_dir.iterdir()) == [
         "metadata.json",
+        "model.tflite",
         "preprocessing.json",
         "report",
         "saved_model",

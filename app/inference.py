@@ -1,0 +1,135 @@
+"""Where model calls run: on the event loop, in worker threads, or coalesced into batches."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import anyio.to_thread
+import numpy as np
+
+from app.bundle import Decoded
+from app.predictor import Predictor
+
+# Requests up to this many rows on a fast runtime finish in tens of microseconds: a hop to a
+# worker thread would cost more than the work. Larger ones never hold up the event loop.
+INLINE_MAX_ROWS = 64
+
+Rows = Sequence[Mapping[str, object]]
+
+
+class Batcher:
+    """Coalesces concurrent requests into one model call, each caller getting its own rows.
+
+    As TF Serving's `max_batch_size` and `batch_timeout_micros`: while the model is idle, rows
+    wait at most `timeout` seconds for company; while a call runs, arriving rows gather for the
+    next one, up to `max_rows` (a larger request goes alone). One worker thread makes every
+    call, so a runtime that is not thread-safe is only ever used by that thread.
+    """
+
+    def __init__(
+        self,
+        run: Callable[[np.ndarray], np.ndarray],
+        max_rows: int,
+        timeout: float,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        self._run = run
+        self._max_rows = max_rows
+        self._timeout = timeout
+        self._on_batch = on_batch
+        self._pending: list[tuple[np.ndarray, asyncio.Future[np.ndarray]]] = []
+        self._pending_rows = 0
+        self._busy = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batcher")
+
+    async def submit(self, x: np.ndarray) -> np.ndarray:
+        """The model's outputs for rows `x`, computed in a batch with whatever else is waiting."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[np.ndarray] = loop.create_future()
+        self._pending.append((x, future))
+        self._pending_rows += len(x)
+        if not self._busy:
+            if self._pending_rows >= self._max_rows or self._timeout <= 0:
+                self._dispatch()
+            elif self._timer is None:
+                self._timer = loop.call_later(self._timeout, self._dispatch)
+        return await future
+
+    def close(self) -> None:
+        """Finish the call in progress and stop the worker thread."""
+        self._executor.shutdown(wait=True)
+
+    def _dispatch(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._busy or not self._pending:
+            return
+        take, rows = 0, 0
+        while take < len(self._pending) and (
+            take == 0 or rows + len(self._pending[take][0]) <= self._max_rows
+        ):
+            rows += len(self._pending[take][0])
+            take += 1
+        batch, self._pending = self._pending[:take], self._pending[take:]
+        self._pending_rows -= rows
+        self._busy = True
+        inputs = [x for x, _ in batch]
+        call = asyncio.get_running_loop().run_in_executor(self._executor, self._call, inputs)
+        call.add_done_callback(lambda done: self._finish(batch, done))
+
+    def _call(self, inputs: list[np.ndarray]) -> np.ndarray:
+        x = inputs[0] if len(inputs) == 1 else np.concatenate(inputs)
+        if self._on_batch is not None:
+            self._on_batch(len(x))
+        return self._run(x)
+
+    def _finish(
+        self,
+        batch: list[tuple[np.ndarray, asyncio.Future[np.ndarray]]],
+        done: asyncio.Future[np.ndarray],
+    ) -> None:
+        self._busy = False
+        error = done.exception()
+        start = 0
+        for x, future in batch:
+            if future.done():  # the caller went away
+                pass
+            elif error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(done.result()[start : start + len(x)])
+            start += len(x)
+        # Rows that arrived during the call have waited already: send them now.
+        self._dispatch()
+
+
+class Inference:
+    """Runs one predictor's requests the cheapest safe way: small requests on a fast runtime
+    inline, the rest in worker threads, or everything through a `Batcher` when batching is on.
+    """
+
+    def __init__(self, predictor: Predictor, batcher: Batcher | None = None) -> None:
+        self.predictor = predictor
+        self.batcher = batcher
+
+    async def predict_rows(self, rows: Rows) -> Decoded:
+        predictor = self.predictor
+        predictor.check_row_count(len(rows))
+        small = len(rows) <= INLINE_MAX_ROWS
+        if self.batcher is None:
+            if small and predictor.runtime.fast:
+                return predictor.predict_rows(rows)
+            return await anyio.to_thread.run_sync(predictor.predict_rows, rows)
+        if small:
+            x = predictor.encode_rows(rows)
+        else:
+            x = await anyio.to_thread.run_sync(predictor.encode_rows, rows)
+        return predictor.decode(await self.batcher.submit(x))
+
+    def close(self) -> None:
+        if self.batcher is not None:
+            self.batcher.close()
