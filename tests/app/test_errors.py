@@ -137,7 +137,9 @@ def test_an_unexpected_failure_is_a_logged_500_in_the_same_shape(
     model_root: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     class FailingRuntime:
-        name, input_width, fast = "failing", None, True
+        name = "failing"
+        input_width: int | None = None
+        fast = True
 
         def __call__(self, x: np.ndarray) -> np.ndarray:
             raise RuntimeError("kernel exploded")
