@@ -50,7 +50,14 @@ class SavedModelRuntime:
 
     def __init__(self, path: Path) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
-        import tensorflow as tf  # here, not at the top: importing it takes seconds
+        try:
+            import tensorflow as tf  # here, not at the top: importing it takes seconds
+        except ImportError:
+            raise BundleError(
+                path,
+                "TensorFlow is not installed (a LiteRT-only install): serve the bundle's "
+                "flatbuffer with MODEL_RUNTIME=litert, or install tabserve[savedmodel]",
+            ) from None
 
         self._tf = tf
         try:

@@ -17,7 +17,9 @@ trap cleanup EXIT
 
 cd "$work"
 docker compose -p "$project" build
-echo "image size: $(docker image inspect tabserve:latest --format '{{.Size}}' | awk '{printf "%.0f MB", $1/1e6}')"
+for image in tabserve:serve tabserve:full; do
+  echo "image $image: $(docker image inspect "$image" --format '{{.Size}}' | awk '{printf "%.0f MB", $1/1e6}')"
+done
 
 started=$(date +%s)
 API_PORT="$port" docker compose -p "$project" up -d
@@ -37,3 +39,6 @@ body='{"instances": [{"age": 0.038, "sex": 0.051, "bmi": 0.062, "bp": 0.022, "s1
 curl -fsS -X POST "http://127.0.0.1:$port/predict" -H 'Content-Type: application/json' -d "$body"
 echo
 docker compose -p "$project" exec -T api id
+docker compose -p "$project" exec -T api python -c "import importlib.util as u; print('tensorflow installed in api:', u.find_spec('tensorflow') is not None)"
+curl -fsS "http://127.0.0.1:$port/readyz"
+echo
