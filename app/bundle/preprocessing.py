@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Annotated, Any, Literal, Self
 
 import numpy as np
@@ -200,11 +201,6 @@ class PreprocessingStats(Strict):
     format_version: int = FORMAT_VERSION
     features: list[Feature] = Field(min_length=1)
     target: Target
-    _numeric_names: list[str] = PrivateAttr()
-    _fill: np.ndarray = PrivateAttr()
-    _mean: np.ndarray = PrivateAttr()
-    _std: np.ndarray = PrivateAttr()
-    _categorical: list[CategoricalFeature] = PrivateAttr()
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -227,13 +223,10 @@ class PreprocessingStats(Strict):
             raise ValueError("statistics must be finite numbers")
         return self
 
-    def model_post_init(self, _: object) -> None:
-        numeric = [f for f in self.features if isinstance(f, NumericFeature)]
-        self._numeric_names = [f.name for f in numeric]
-        self._fill = np.array([f.fill_value for f in numeric])
-        self._mean = np.array([f.mean for f in numeric])
-        self._std = np.array([f.std for f in numeric])
-        self._categorical = [f for f in self.features if isinstance(f, CategoricalFeature)]
+    @cached_property
+    def _encoder(self) -> _Encoder:
+        # Built on first use and not a field: documents compare and serialise without it.
+        return _Encoder(self.features)
 
     @property
     def feature_names(self) -> list[str]:
@@ -252,33 +245,11 @@ class PreprocessingStats(Strict):
         lengths = {len(columns[f.name]) for f in self.features}
         if len(lengths) != 1:
             raise ValueError(f"columns differ in length: {sorted(lengths)}")
-        numeric = np.array([columns[name] for name in self._numeric_names], dtype=np.float64)
-        return self._encode(
-            numeric.T.reshape(lengths.pop(), len(self._numeric_names)),
-            [columns[f.name] for f in self._categorical],
-        )
+        return self._encoder.columns(columns, lengths.pop())
 
     def transform_rows(self, rows: Sequence[Mapping[str, object]]) -> np.ndarray:
         """The same as `transform`, from rows that map every feature name to its value."""
-        names = self._numeric_names
-        numeric = np.array([[row[name] for name in names] for row in rows], dtype=np.float64)
-        return self._encode(
-            numeric.reshape(len(rows), len(names)),
-            [[row[f.name] for row in rows] for f in self._categorical],
-        )
-
-    def _encode(
-        self, numeric: np.ndarray, categorical: list[Sequence[object] | np.ndarray]
-    ) -> np.ndarray:
-        # One vectorised pass over all numeric features: this runs on every request.
-        missing = ~np.isfinite(numeric)
-        scaled = (np.where(missing, self._fill, numeric) - self._mean) / self._std
-        blocks = [
-            scaled,
-            *(f.encode(c) for f, c in zip(self._categorical, categorical, strict=True)),
-        ]
-        out: np.ndarray = np.hstack(blocks) if len(blocks) > 1 else scaled
-        return out.astype(np.float32)
+        return self._encoder.rows(rows)
 
     def decode(self, outputs: np.ndarray) -> Decoded:
         target = self.target
@@ -288,6 +259,46 @@ class PreprocessingStats(Strict):
         probabilities = target.probabilities(outputs)
         labels = [target.classes[i] for i in probabilities.argmax(axis=1)]
         return Decoded(values=labels, probabilities=probabilities)
+
+
+class _Encoder:
+    """The transform, with the statistics laid out as arrays once: it runs on every request."""
+
+    __slots__ = ("categorical", "numeric", "scale", "scaled_fill", "shift")
+
+    def __init__(self, features: Sequence[NumericFeature | CategoricalFeature]) -> None:
+        numeric = [f for f in features if isinstance(f, NumericFeature)]
+        self.numeric = [f.name for f in numeric]
+        std = np.array([f.std for f in numeric])
+        mean = np.array([f.mean for f in numeric])
+        # (x - mean) / std as one multiply-add; a missing cell becomes the scaled fill value.
+        self.scale = 1.0 / std
+        self.shift = -mean / std
+        self.scaled_fill = (np.array([f.fill_value for f in numeric]) - mean) / std
+        self.categorical = [f for f in features if isinstance(f, CategoricalFeature)]
+
+    def rows(self, rows: Sequence[Mapping[str, object]]) -> np.ndarray:
+        names = self.numeric
+        numeric = np.array([[row[name] for name in names] for row in rows], dtype=np.float64)
+        categorical = [[row[f.name] for row in rows] for f in self.categorical]
+        return self._encode(numeric.reshape(len(rows), len(names)), categorical)
+
+    def columns(self, columns: Mapping[str, Sequence[object] | np.ndarray], n: int) -> np.ndarray:
+        numeric = np.array([columns[name] for name in self.numeric], dtype=np.float64)
+        categorical = [columns[f.name] for f in self.categorical]
+        return self._encode(numeric.T.reshape(n, len(self.numeric)), categorical)
+
+    def _encode(
+        self, numeric: np.ndarray, categorical: Sequence[Sequence[object] | np.ndarray]
+    ) -> np.ndarray:
+        scaled: np.ndarray = numeric * self.scale + self.shift
+        missing = ~np.isfinite(scaled)  # NaN (None) and both infinities
+        if missing.any():
+            scaled = np.where(missing, self.scaled_fill, scaled)
+        if categorical:
+            blocks = [f.encode(c) for f, c in zip(self.categorical, categorical, strict=True)]
+            scaled = np.hstack([scaled, *blocks])
+        return scaled.astype(np.float32)
 
 
 def _missing_as_nan(values: Sequence[object] | np.ndarray) -> np.ndarray:
