@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -30,6 +31,10 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
         if loaded is None:
             loaded = await anyio.to_thread.run_sync(load_predictor, settings)
         served = state.served = ServedModel.build(loaded, settings)
+        # Start-up objects (schemas, modules, the model) live as long as the process: freezing
+        # them keeps the garbage collector from walking them again and again under load.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
@@ -46,5 +51,6 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     app.state.service = state
     install_error_handlers(app)
     app.include_router(predict.router)
+    predict.install_fast_path(app)
     app.include_router(health.router)
     return app

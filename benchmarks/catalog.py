@@ -1,0 +1,68 @@
+"""The servers compared: our service with each runtime, and the reference servers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmarks.process import HOST, ServerSpec
+
+LITERT = "service-litert"
+SAVEDMODEL = "service-savedmodel"
+NOOP = "fastapi-noop"
+RAW = "raw-asgi"
+KERAS = "fastapi-keras-predict"
+FASTAPI_SAVEDMODEL = "fastapi-savedmodel"
+
+SERVICES = (LITERT, SAVEDMODEL)
+"""Our service; the targets hold for the first, with default settings."""
+ALL = (LITERT, SAVEDMODEL, NOOP, RAW, KERAS, FASTAPI_SAVEDMODEL)
+"""Every server, in the order each round runs them."""
+
+
+def server_specs(model_root: Path, model_name: str, version_dir: Path) -> dict[str, ServerSpec]:
+    """How to start each server on the trained bundle."""
+
+    def service(runtime: str, description: str) -> ServerSpec:
+        return ServerSpec(
+            name=f"service-{runtime}",
+            description=description,
+            args=["-m", "app"],
+            env={
+                "MODEL_DIR": str(model_root),
+                "MODEL_NAME": model_name,
+                "MODEL_RUNTIME": runtime,
+                "PORT": "{port}",
+                "HOST": HOST,
+                "LOG_LEVEL": "warning",
+            },
+        )
+
+    def reference(module: str, description: str, *, checks: bool = True) -> ServerSpec:
+        return ServerSpec(
+            name=module,
+            description=description,
+            args=[
+                "-m",
+                "uvicorn",
+                f"benchmarks.servers.{module.replace('-', '_')}:app",
+                "--host",
+                HOST,
+                "--port",
+                "{port}",
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            env={"BENCH_VERSION_DIR": str(version_dir)},
+            checks_predictions=checks,
+        )
+
+    specs = [
+        service("litert", "python -m app, MODEL_RUNTIME=litert"),
+        service("savedmodel", "python -m app, MODEL_RUNTIME=savedmodel"),
+        reference(NOOP, "FastAPI, same request schema, no model (our stack's ceiling)"),
+        reference(RAW, "bare ASGI, constant answer (the server's ceiling)", checks=False),
+        reference(KERAS, "FastAPI calling Keras model.predict per request"),
+        reference(FASTAPI_SAVEDMODEL, "FastAPI calling the SavedModel signature per request"),
+    ]
+    return {spec.name: spec for spec in specs}

@@ -1,0 +1,169 @@
+"""One server, one round: start it, time readiness, check, warm up, read memory, load it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from benchmarks.process import (
+    HOST,
+    Pinning,
+    ServerFailed,
+    ServerProcess,
+    ServerSpec,
+    request,
+    running,
+)
+from benchmarks.wrk import Load, Measurement, WrkFailed, run_wrk
+
+logger = logging.getLogger(__name__)
+
+STEADY_PER_CONNECTION = 2
+"""A window that completes fewer requests per connection than this is mostly the time to the
+first answers, not a steady state; it is measured again over a longer window."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to measure on every server, and for how long."""
+
+    concurrencies: list[int]
+    batch_concurrency: int
+    batch_rows: int
+    seconds: int
+    max_seconds: int
+    """Longest window when a slow server needs a longer one (see `STEADY_PER_CONNECTION`)."""
+    warmup_seconds: int
+    single_body: Path
+    batch_body: Path
+
+    def single(self, connections: int, seconds: int) -> Load:
+        """Single-row requests."""
+        return Load(connections, seconds, self.single_body, 1)
+
+    def batch(self, seconds: int) -> Load:
+        """`batch_rows`-row requests."""
+        return Load(self.batch_concurrency, seconds, self.batch_body, self.batch_rows)
+
+
+def measure_round(spec: ServerSpec, plan: Plan, pinning: Pinning, log_dir: Path) -> dict[str, Any]:
+    """Every figure of `spec` for one round; a failure is recorded in `error`, not raised."""
+    record: dict[str, Any] = {"error": None, "single": {}, "batch": None}
+    with running(spec, log_dir, pinning) as server:
+        try:
+            _measure(server, plan, pinning, record)
+        except (ServerFailed, WrkFailed, OSError) as exc:
+            record["error"] = str(exc)
+            record["log_tail"] = server.log_tail()
+            logger.error("%s: %s", spec.name, exc)
+            for line in record["log_tail"][-8:]:
+                logger.error("  %s | %s", spec.name, line)
+    return record
+
+
+def _measure(server: ServerProcess, plan: Plan, pinning: Pinning, record: dict[str, Any]) -> None:
+    name = server.spec.name
+    record["ready_s"] = server.wait_ready()
+    record["readyz"] = _readyz(server.port)
+    logger.info("%s ready in %.2f s", name, record["ready_s"])
+    record["check"] = _check(server, plan)
+    driver = _Driver(server, plan, pinning.prefix(pinning.client_cpu))
+    record["drain_s"] = driver.drained
+    driver.load(plan.single(max(plan.concurrencies), plan.warmup_seconds))
+    driver.load(plan.batch(plan.warmup_seconds))
+    record["rss_mb"] = server.rss_mb()
+    for connections in plan.concurrencies:
+        result = driver.steady(plan.single(connections, plan.seconds))
+        record["single"][str(connections)] = result.to_json()
+        _log(name, f"1 row c{connections}", result)
+    result = driver.steady(plan.batch(plan.seconds))
+    record["batch"] = result.to_json()
+    _log(name, f"{plan.batch_rows} rows c{plan.batch_concurrency}", result)
+    if server.proc.poll() is not None:
+        raise ServerFailed(f"{name} exited with status {server.proc.returncode} under load")
+    record["log_tail"] = server.log_tail()
+
+
+class _Driver:
+    """Runs wrk against one server, and lets the server go idle after each run."""
+
+    def __init__(self, server: ServerProcess, plan: Plan, client_prefix: list[str]) -> None:
+        self.server = server
+        self.plan = plan
+        self.url = f"http://{HOST}:{server.port}/predict"
+        self.prefix = client_prefix
+        self.drained: list[float] = []
+        """Seconds the server stayed busy after each run (requests wrk left in flight)."""
+
+    def load(self, what: Load) -> Measurement:
+        """One wrk run, then wait until the server is idle again."""
+        result = run_wrk(self.url, what, self.prefix)
+        self.drained.append(round(self.server.wait_idle(), 2))
+        return result
+
+    def steady(self, what: Load) -> Measurement:
+        """A run long enough to be a steady state: a slow server gets a longer window.
+
+        Closed-loop latency is connections / throughput, so a window shorter than a few
+        latencies mostly measures the wait for the first answers.
+        """
+        result = self.load(what)
+        if result.requests >= STEADY_PER_CONNECTION * what.connections:
+            return result
+        rate = result.requests_per_s
+        need = math.ceil(4 * what.connections / rate) if rate > 0 else self.plan.max_seconds
+        seconds = min(self.plan.max_seconds, max(what.seconds + 1, need))
+        if seconds <= what.seconds:
+            return result
+        logger.info(
+            "%s: %d requests in %d s over %d connections is no steady state; again over %d s",
+            self.server.spec.name,
+            result.requests,
+            what.seconds,
+            what.connections,
+            seconds,
+        )
+        return self.load(replace(what, seconds=seconds))
+
+
+def _readyz(port: int) -> Any:
+    status, body = request(port, "GET", "/readyz")
+    try:
+        return json.loads(body)
+    except ValueError:
+        return {"status": status, "body": body.decode(errors="replace")[:200]}
+
+
+def _check(server: ServerProcess, plan: Plan) -> dict[str, Any]:
+    """POST each body once: a 200 with one prediction per row (where the server predicts)."""
+    check: dict[str, Any] = {"ok": True, "problems": []}
+    for rows, body in ((1, plan.single_body), (plan.batch_rows, plan.batch_body)):
+        status, answer = request(server.port, "POST", "/predict", body.read_bytes(), timeout=60)
+        problem = None
+        if status != 200:
+            problem = f"{rows}-row request answered {status}: {answer[:200]!r}"
+        elif server.spec.checks_predictions:
+            predictions = json.loads(answer).get("predictions")
+            if not isinstance(predictions, list) or len(predictions) != rows:
+                problem = f"{rows}-row request did not answer {rows} predictions"
+        if problem:
+            check["ok"] = False
+            check["problems"].append(problem)
+            logger.warning("%s: %s", server.spec.name, problem)
+    return check
+
+
+def _log(name: str, what: str, m: Measurement) -> None:
+    logger.info(
+        "%s %s: %.0f req/s, p50 %.2f ms, p99 %.2f ms%s",
+        name,
+        what,
+        m.requests_per_s,
+        m.latency_p50_ms,
+        m.latency_p99_ms,
+        "" if m.valid else f" (INVALID: {m.non_2xx} non-2xx, {m.socket_errors} socket errors)",
+    )

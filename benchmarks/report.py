@@ -1,0 +1,116 @@
+"""The printed table and ratios, and the JSON record of a run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from benchmarks.catalog import SERVICES
+from benchmarks.summary import Target
+
+
+def _num(value: float | None, digits: int = 0, valid: bool = True) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}" + ("" if valid else "!")
+
+
+def _ms(value: float | None, valid: bool = True) -> str:
+    if value is None:
+        return "-"
+    text = f"{value:.2f}" if value < 100 else f"{value:,.0f}"
+    return text + ("" if valid else "!")
+
+
+def _render(header: list[str], rows: list[list[str]]) -> str:
+    """Left-aligned first column, right-aligned others, two spaces apart."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
+        return "  ".join([first, *rest]).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def figures_table(
+    summaries: dict[str, Any],
+    concurrencies: list[int],
+    batch_rows: int,
+    batch_c: int,
+    seconds: int,
+) -> str:
+    """One row per server: readiness, memory, single-row and batch throughput and latency."""
+    header = ["server", "ready s", "RSS MB"]
+    for c in concurrencies:
+        header += [f"c{c} req/s", f"c{c} p50 ms", f"c{c} p99 ms"]
+    header += [f"{batch_rows}r c{batch_c} req/s", "rows/s", f"{batch_rows}r p50 ms", "notes"]
+    rows = []
+    for name, s in summaries.items():
+        row = [name, _num(s["ready_s"], 2), _num(s["rss_mb"], 0)]
+        for c in concurrencies:
+            m = s["single"].get(str(c)) or {}
+            ok = m.get("valid", True)
+            row += [
+                _num(m.get("requests_per_s"), 0, ok),
+                _ms(m.get("latency_p50_ms"), ok),
+                _ms(m.get("latency_p99_ms"), ok),
+            ]
+        b = s["batch"] or {}
+        ok = b.get("valid", True)
+        row += [
+            _num(b.get("requests_per_s"), 1, ok),
+            _num(b.get("rows_per_s"), 0, ok),
+            _ms(b.get("latency_p50_ms"), ok),
+            _notes(s, seconds),
+        ]
+        rows.append(row)
+    return _render(header, rows)
+
+
+def _notes(s: dict[str, Any], seconds: int) -> str:
+    notes = [f"runtime {r}" for r in s["runtimes"]]
+    windows = [m["longest_window_s"] for m in [*s["single"].values(), s["batch"]] if m]
+    if windows and max(windows) > seconds + 1:
+        notes.append(f"slow: windows up to {max(windows):.0f} s")
+    if s["failed_rounds"]:
+        notes.append(f"{s['failed_rounds']}/{s['rounds']} rounds failed")
+    if not s["checks_ok"]:
+        notes.append("bad answers")
+    loads = [*s["single"].values(), s["batch"]]
+    errors = sum((m or {}).get("non_2xx", 0) + (m or {}).get("socket_errors", 0) for m in loads)
+    if errors:
+        notes.append(f"{errors} errors")
+    return ", ".join(notes)
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def targets_table(targets: list[Target]) -> str:
+    """Each ratio for both services, the target, and the LiteRT service's verdict."""
+    header = ["ratio", *SERVICES, "target", f"verdict ({SERVICES[0]})"]
+    rows = [
+        [
+            t.label,
+            *(_ratio(t.values.get(s)) for s in SERVICES),
+            f"{'>=' if t.op == '>=' else '<'} {t.bound:.3g}",
+            t.verdict,
+        ]
+        for t in targets
+    ]
+    return _render(header, rows)
+
+
+def write_json(record: dict[str, Any], directory: Path, stamp: str) -> list[Path]:
+    """`latest.json` and `benchmark-<UTC stamp>.json` in `directory`, same content."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stamped = directory / f"benchmark-{stamp}.json"
+    stamped.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    latest = directory / "latest.json"
+    shutil.copyfile(stamped, latest)
+    return [latest, stamped]

@@ -1,0 +1,187 @@
+"""`python -m benchmarks.run [--quick]`: train a bundle, measure every server, report.
+
+Each round starts every selected server in turn on loopback, pinned to one CPU, with wrk on
+the other; figures are medians over rounds. Prints one table and the ratios with their
+targets, and writes `benchmarks/results/latest.json` plus a time-stamped copy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks.bodies import write_bodies
+from benchmarks.bundle import TrainingFailed, describe, train_bundle
+from benchmarks.catalog import ALL, server_specs
+from benchmarks.machine import describe_machine
+from benchmarks.measure import Plan, measure_round
+from benchmarks.process import Pinning, stop_on_signals
+from benchmarks.report import figures_table, targets_table, write_json
+from benchmarks.summary import summarise, targets
+
+logger = logging.getLogger("benchmarks")
+
+REPO = Path(__file__).resolve().parent.parent
+MODEL_NAME = "bench"
+
+
+def _ints(text: str) -> list[int]:
+    values = [int(v) for v in text.split(",") if v.strip()]
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _servers(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(ALL))
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown {unknown}; choose from {', '.join(ALL)}")
+    return [n for n in ALL if n in names]
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Command line; `--quick` shortens the defaults that are not given explicitly."""
+    p = argparse.ArgumentParser(prog="scripts/benchmark.sh", description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="3 s runs, 1 s warm-up, one round")
+    p.add_argument("--duration", type=int, help="seconds per measurement (default 10, quick 3)")
+    p.add_argument(
+        "--max-duration",
+        type=int,
+        help="longest window for a server too slow for --duration (default 30, quick 20)",
+    )
+    p.add_argument("--warmup", type=int, help="seconds per warm-up run (default 2, quick 1)")
+    p.add_argument("--rounds", type=int, help="rounds over all servers (default 3, quick 1)")
+    p.add_argument("--servers", type=_servers, default=list(ALL), help=f"subset of {','.join(ALL)}")
+    p.add_argument(
+        "--concurrency", type=_ints, default=[16, 64], help="single-row connections (16,64)"
+    )
+    p.add_argument("--batch-concurrency", type=int, default=16, help="connections, large bodies")
+    p.add_argument("--batch-rows", type=int, default=1000, help="rows per large request")
+    p.add_argument("--epochs", type=int, default=30, help="training epochs of the bundle")
+    p.add_argument("--no-pin", action="store_true", help="do not pin server and wrk to CPUs")
+    p.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results")
+    args = p.parse_args(argv)
+    quick = args.quick
+    args.duration = args.duration or (3 if quick else 10)
+    args.max_duration = max(args.duration, args.max_duration or (20 if quick else 30))
+    args.warmup = args.warmup or (1 if quick else 2)
+    args.rounds = args.rounds or (1 if quick else 3)
+    for name in ("duration", "warmup", "rounds", "batch_concurrency", "batch_rows", "epochs"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    return args
+
+
+def measure_all(
+    args: argparse.Namespace, pinning: Pinning, work: Path, version_dir: Path
+) -> dict[str, list[dict[str, Any]]]:
+    """Every round of every selected server, interleaved so that drift hits all alike."""
+    bodies = write_bodies(work, [1, args.batch_rows])
+    plan = Plan(
+        concurrencies=args.concurrency,
+        batch_concurrency=args.batch_concurrency,
+        batch_rows=args.batch_rows,
+        seconds=args.duration,
+        max_seconds=args.max_duration,
+        warmup_seconds=args.warmup,
+        single_body=bodies[1],
+        batch_body=bodies[args.batch_rows],
+    )
+    specs = server_specs(version_dir.parent.parent, MODEL_NAME, version_dir)
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in args.servers}
+    for number in range(1, args.rounds + 1):
+        for name in args.servers:
+            logger.info("round %d/%d: %s", number, args.rounds, name)
+            record = measure_round(specs[name], plan, pinning, work)
+            rounds[name].append({"round": number, **record})
+    return rounds
+
+
+def _servers_record(
+    rounds: dict[str, list[dict[str, Any]]], summaries: dict[str, Any]
+) -> dict[str, Any]:
+    """Per server: what it is, how it was started, its medians and every round's figures."""
+    specs = server_specs(Path("<model root>"), MODEL_NAME, Path("<version dir>"))
+    return {
+        name: {
+            "description": specs[name].description,
+            "command": {"args": specs[name].args, "env": specs[name].env},
+            "summary": summaries[name],
+            "rounds": rounds[name],
+        }
+        for name in rounds
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; 1 if a server never produced figures, 2 if training failed."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    stop_on_signals()
+    args = parse_args(argv)
+    started = datetime.now(UTC)
+    machine = describe_machine(REPO)
+    pinning = Pinning.choose(not args.no_pin)
+    clock = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="tabserve-bench-") as tmp:
+        work = Path(tmp)
+        try:
+            version_dir = train_bundle(work / "models", MODEL_NAME, args.epochs)
+        except TrainingFailed as exc:
+            logger.critical("cannot train the bundle: %s", exc)
+            return 2
+        bundle = describe(version_dir)
+        if not bundle["has_model_tflite"]:
+            logger.warning("the bundle has no model.tflite: service-litert may use SavedModel")
+        if pinning.server_cpu is not None and pinning.client_cpu is not None:
+            os.sched_setaffinity(0, {pinning.client_cpu})  # keep ourselves off the server's CPU
+            logger.info("servers on CPU %d, wrk on CPU %d", pinning.server_cpu, pinning.client_cpu)
+        else:
+            logger.warning("not pinning to CPUs (--no-pin, fewer than 2 CPUs or no taskset)")
+        rounds = measure_all(args, pinning, work, version_dir)
+    summaries = {name: summarise(r, args.concurrency) for name, r in rounds.items()}
+    checks = targets(summaries, args.concurrency, args.batch_rows)
+    print(
+        figures_table(
+            summaries, args.concurrency, args.batch_rows, args.batch_concurrency, args.duration
+        )
+    )
+    print("! = errors in that measurement (non-2xx or socket errors); see the JSON")
+    print()
+    print(targets_table(checks))
+    record = {
+        "started_at": started.isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
+        "elapsed_s": round(time.monotonic() - clock, 1),
+        "arguments": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "machine": machine,
+        "pinning": {"server_cpu": pinning.server_cpu, "client_cpu": pinning.client_cpu},
+        "bundle": bundle,
+        "servers": _servers_record(rounds, summaries),
+        "targets": [t.to_json() for t in checks],
+    }
+    paths = write_json(record, args.results, started.strftime("%Y%m%dT%H%M%SZ"))
+    logger.info("wrote %s", ", ".join(os.path.relpath(p) for p in paths))
+    never = [name for name, s in summaries.items() if s["failed_rounds"] == s["rounds"]]
+    if never:
+        logger.error("no figures from: %s", ", ".join(never))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        logging.getLogger("benchmarks").warning("interrupted; servers stopped")
+        sys.exit(130)

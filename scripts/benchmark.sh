@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Benchmark the service against reference servers on this machine (loopback only).
+# Usage: scripts/benchmark.sh [--quick] [--servers a,b] [--concurrency 16,64] [--duration N] ...
+# Prints a table and the ratios to the targets; writes benchmarks/results/latest.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -x scripts/setup.sh ]; then
+  scripts/setup.sh train,dev
+fi
+if ! command -v wrk >/dev/null 2>&1; then
+  echo "installing wrk" >&2
+  if ! apt-get install -y wrk >&2; then
+    apt-get update >&2
+    apt-get install -y wrk >&2
+  fi
+fi
+exec .venv/bin/python -m benchmarks.run "$@"
