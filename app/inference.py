@@ -12,8 +12,9 @@ import numpy as np
 from app.bundle import Decoded
 from app.predictor import Predictor
 
-# Requests up to this many rows on a fast runtime finish in tens of microseconds: a hop to a
-# worker thread would cost more than the work. Larger ones never hold up the event loop.
+# Requests up to this many rows are "small": they may share batched calls, or run on the event
+# loop on a fast runtime (tens of microseconds; a thread hop would cost more). Larger ones
+# run alone in a worker thread, so they never hold the event loop up.
 INLINE_MAX_ROWS = 64
 
 Rows = Sequence[Mapping[str, object]]
@@ -108,8 +109,9 @@ class Batcher:
 
 
 class Inference:
-    """Runs one predictor's requests the cheapest safe way: small requests on a fast runtime
-    inline, the rest in worker threads, or everything through a `Batcher` when batching is on.
+    """Runs one predictor's requests the cheapest safe way: a large request alone in a worker
+    thread; small ones through the `Batcher` when batching is on, else inline on a fast
+    runtime or in a worker thread on a slow one.
     """
 
     def __init__(self, predictor: Predictor, batcher: Batcher | None = None) -> None:
@@ -119,16 +121,15 @@ class Inference:
     async def predict_rows(self, rows: Rows) -> Decoded:
         predictor = self.predictor
         predictor.check_row_count(len(rows))
-        small = len(rows) <= INLINE_MAX_ROWS
-        if self.batcher is None:
-            if small and predictor.runtime.fast:
-                return predictor.predict_rows(rows)
+        if len(rows) > INLINE_MAX_ROWS:
+            # Already a batch of its own: coalescing would only delay it and others.
             return await anyio.to_thread.run_sync(predictor.predict_rows, rows)
-        if small:
+        if self.batcher is not None:
             x = predictor.encode_rows(rows)
-        else:
-            x = await anyio.to_thread.run_sync(predictor.encode_rows, rows)
-        return predictor.decode(await self.batcher.submit(x))
+            return predictor.decode(await self.batcher.submit(x))
+        if predictor.runtime.fast:
+            return predictor.predict_rows(rows)
+        return await anyio.to_thread.run_sync(predictor.predict_rows, rows)
 
     def close(self) -> None:
         if self.batcher is not None:

@@ -24,11 +24,8 @@ class ServedModel:
 
     @classmethod
     def build(cls, predictor: Predictor, settings: Settings) -> ServedModel:
-        batching = settings.batching
-        if batching == "auto":
-            batching = "off" if predictor.runtime.fast else "on"
         batcher = None
-        if batching == "on":
+        if settings.batching == "on":
             batcher = Batcher(
                 predictor.runtime,
                 max_rows=settings.batch_max_size,

@@ -8,6 +8,8 @@ from benchmarks.process import HOST, ServerSpec
 
 LITERT = "service-litert"
 SAVEDMODEL = "service-savedmodel"
+LITERT_UNBATCHED = "service-litert-unbatched"
+SAVEDMODEL_UNBATCHED = "service-savedmodel-unbatched"
 NOOP = "fastapi-noop"
 RAW = "raw-asgi"
 KERAS = "fastapi-keras-predict"
@@ -15,22 +17,27 @@ FASTAPI_SAVEDMODEL = "fastapi-savedmodel"
 
 SERVICES = (LITERT, SAVEDMODEL)
 """Our service; the targets hold for the first, with default settings."""
-ALL = (LITERT, SAVEDMODEL, NOOP, RAW, KERAS, FASTAPI_SAVEDMODEL)
+BATCHING = (LITERT_UNBATCHED, SAVEDMODEL_UNBATCHED)
+"""Our service with batching off (it is on by default): what does batching buy?"""
+ALL = (LITERT, SAVEDMODEL, *BATCHING, NOOP, RAW, KERAS, FASTAPI_SAVEDMODEL)
 """Every server, in the order each round runs them."""
 
 
 def server_specs(model_root: Path, model_name: str, version_dir: Path) -> dict[str, ServerSpec]:
     """How to start each server on the trained bundle."""
 
-    def service(runtime: str, description: str) -> ServerSpec:
+    def service(
+        runtime: str, description: str, batching: str = "auto", name: str = ""
+    ) -> ServerSpec:
         return ServerSpec(
-            name=f"service-{runtime}",
+            name=name or f"service-{runtime}",
             description=description,
             args=["-m", "app"],
             env={
                 "MODEL_DIR": str(model_root),
                 "MODEL_NAME": model_name,
                 "MODEL_RUNTIME": runtime,
+                "BATCHING": batching,
                 "PORT": "{port}",
                 "HOST": HOST,
                 "LOG_LEVEL": "warning",
@@ -60,6 +67,10 @@ def server_specs(model_root: Path, model_name: str, version_dir: Path) -> dict[s
     specs = [
         service("litert", "python -m app, MODEL_RUNTIME=litert"),
         service("savedmodel", "python -m app, MODEL_RUNTIME=savedmodel"),
+        service("litert", "MODEL_RUNTIME=litert, BATCHING=off", "off", LITERT_UNBATCHED),
+        service(
+            "savedmodel", "MODEL_RUNTIME=savedmodel, BATCHING=off", "off", SAVEDMODEL_UNBATCHED
+        ),
         reference(NOOP, "FastAPI, same request schema, no model (our stack's ceiling)"),
         reference(RAW, "bare ASGI, constant answer (the server's ceiling)", checks=False),
         reference(KERAS, "FastAPI calling Keras model.predict per request"),

@@ -31,7 +31,31 @@ def comparison_table(metadata: Metadata) -> str:
     lines = ["  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
     verdict = "beats" if metadata.beats_linear_baseline else "does NOT beat"
     lines.append(f"the network {verdict} the linear baseline on {metadata.primary_metric}")
+    lines.extend(_flatbuffer_lines(metadata))
     return "\n".join(lines)
+
+
+def _flatbuffer_lines(metadata: Metadata) -> list[str]:
+    """What the LiteRT flatbuffers weigh and what quantising changed on the test split."""
+    lines = []
+    for label, flatbuffer in (
+        ("LiteRT", metadata.litert),
+        ("quantised", metadata.litert_quantized),
+    ):
+        if flatbuffer is None:
+            continue
+        line = (
+            f"{label} flatbuffer: {flatbuffer.size_bytes:,} bytes, largest difference from the "
+            f"SavedModel {flatbuffer.max_abs_diff:.3g}"
+        )
+        if flatbuffer.test is not None:
+            changes = ", ".join(
+                f"{m} {v - metadata.test.metrics[m]:+.4f}"
+                for m, v in flatbuffer.test.metrics.items()
+            )
+            line += f"; test metrics change: {changes}"
+        lines.append(line)
+    return lines
 
 
 def _metric_rows(metadata: Metadata) -> list[list[str]]:
@@ -159,6 +183,7 @@ TensorFlow {e(metadata.tensorflow_version)}, Keras {e(metadata.keras_version)}</
 {e(metadata.primary_metric)}.</p>
 {_table(["metric", *_MODELS], _metric_rows(metadata))}
 {cv}
+{"".join(f"<p>{e(line)}.</p>" for line in _flatbuffer_lines(metadata))}
 <h2>Plots</h2>
 {figures}
 <h2>Data</h2>

@@ -122,11 +122,25 @@ def test_the_service_batches_savedmodel_calls_and_answers_each_request(model_roo
     assert max(sizes) > 3
 
 
-def test_litert_serves_without_a_batcher_by_default(model_root: Path) -> None:
+def test_batching_is_on_by_default_and_can_be_turned_off(model_root: Path) -> None:
     with serve(model_root) as client:
         served = client.app.state.service.served  # type: ignore[attr-defined]
         assert served.predictor.runtime.name == "litert"
-        assert served.inference.batcher is None
+        assert served.inference.batcher is not None
         assert client.get("/readyz").json()["runtime"] == "litert"
-    with serve(model_root, batching="on") as client:
-        assert client.app.state.service.served.inference.batcher is not None  # type: ignore[attr-defined]
+    with serve(model_root, batching="off") as client:
+        assert client.app.state.service.served.inference.batcher is None  # type: ignore[attr-defined]
+        assert client.post("/predict", json={"instances": [{"age": 1}]}).status_code == 422
+
+
+def test_large_requests_skip_the_batcher(model_root: Path) -> None:
+    row = {"age": 0.02, "sex": 0.05, "bmi": 0.01, "bp": None, "s1": 0.0, "s2": 0.0,
+           "s3": -0.01, "s4": 0.0, "s5": 0.02, "s6": 0.0}  # fmt: skip
+    with serve(model_root) as client:
+        batcher = client.app.state.service.served.inference.batcher  # type: ignore[attr-defined]
+        sizes: list[int] = []
+        batcher._on_batch = sizes.append
+        small = client.post("/predict", json={"instances": [row] * 3}).json()["predictions"]
+        large = client.post("/predict", json={"instances": [row] * 65}).json()["predictions"]
+    assert sizes == [3]
+    np.testing.assert_allclose(large, small[0], rtol=1e-6)

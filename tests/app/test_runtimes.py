@@ -138,6 +138,12 @@ def test_quantised_flatbuffer_is_measured_and_served_only_when_asked(
     assert meta.litert_quantized.test is not None
     assert set(meta.litert_quantized.test.metrics) == set(meta.test.metrics)
     assert meta.litert_quantized.max_abs_diff > meta.litert.max_abs_diff
+    from training.report import comparison_table
+
+    table = comparison_table(meta)
+    assert f"quantised flatbuffer: {meta.litert_quantized.size_bytes:,} bytes" in table
+    change = meta.litert_quantized.test.metrics["r2"] - meta.test.metrics["r2"]
+    assert f"r2 {change:+.4f}" in table
     assert load_predictor(settings_for(tmp_path)).runtime.name == "litert"
     quantised = load_predictor(settings_for(tmp_path, model_runtime="litert-quantized"))
     assert quantised.runtime.name == "litert-quantized"
