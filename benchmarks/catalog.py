@@ -27,7 +27,7 @@ def server_specs(model_root: Path, model_name: str, version_dir: Path) -> dict[s
     """How to start each server on the trained bundle."""
 
     def service(
-        runtime: str, description: str, batching: str = "auto", name: str = ""
+        runtime: str, description: str, batching: str = "on", name: str = ""
     ) -> ServerSpec:
         return ServerSpec(
             name=name or f"service-{runtime}",
