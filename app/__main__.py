@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from app.bundle import BundleError
 from app.factory import create_app
-from app.loading import load_predictor
+from app.loading import load_models
 from app.logs import configure_logging
 from app.settings import Settings
 
@@ -24,12 +24,12 @@ def main() -> int:
         return 2
     configure_logging(settings.log_level)
     try:
-        predictor = load_predictor(settings)
+        models = load_models(settings)
     except BundleError as exc:
         logging.getLogger("app").critical("cannot load model: %s", exc)
         return 2
     uvicorn.run(
-        create_app(settings, predictor),
+        create_app(settings, models),
         host=settings.host,
         port=settings.port,
         log_config=None,

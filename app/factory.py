@@ -10,27 +10,32 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from app.errors import install_error_handlers
-from app.loading import load_predictor
+from app.loading import load_models
+from app.openapi import install_model_openapi
 from app.predictor import Predictor
-from app.routes import health, predict
+from app.routes import health, predict, tfserving, v2
 from app.settings import Settings
 from app.state import ServedModel, ServiceState
 
 
-def create_app(settings: Settings | None = None, predictor: Predictor | None = None) -> FastAPI:
-    """Build the service. Pass `predictor` when it was loaded already, else the lifespan loads it.
+def create_app(
+    settings: Settings | None = None, models: dict[str, Predictor] | None = None
+) -> FastAPI:
+    """Build the service. Pass `models` (by name) when they were loaded already, else the
+    lifespan loads every model under MODEL_DIR.
 
-    The model is loaded and warmed before the server accepts its first request.
+    The models are loaded and warmed before the server accepts its first request.
     """
     settings = settings or Settings()
-    state = ServiceState()
+    state = ServiceState(default=settings.model_name)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        loaded = predictor
+        loaded = models
         if loaded is None:
-            loaded = await anyio.to_thread.run_sync(load_predictor, settings)
-        served = state.served = ServedModel.build(loaded, settings)
+            loaded = await anyio.to_thread.run_sync(load_models, settings)
+        served = {name: ServedModel.build(p, settings) for name, p in loaded.items()}
+        state.models = served
         # Start-up objects (schemas, modules, the model) live as long as the process: freezing
         # them keeps the garbage collector from walking them again and again under load.
         gc.collect()
@@ -39,8 +44,9 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
             yield
         finally:
             state.shutting_down = True
-            state.served = None
-            served.inference.close()
+            state.models = {}
+            for model in served.values():
+                model.inference.close()
 
     app = FastAPI(
         title="tabserve",
@@ -53,4 +59,7 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     app.include_router(predict.router)
     predict.install_fast_path(app)
     app.include_router(health.router)
+    app.include_router(tfserving.router)
+    app.include_router(v2.router)
+    install_model_openapi(app, state)
     return app

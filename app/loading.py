@@ -10,6 +10,7 @@ import numpy as np
 
 from app.bundle import (
     BundleError,
+    list_versions,
     read_metadata,
     read_stats,
     resolve_version_dir,
@@ -21,12 +22,28 @@ from app.settings import Settings
 logger = logging.getLogger(__name__)
 
 
-def load_predictor(settings: Settings) -> Predictor:
-    """Resolve, read, check and warm the configured model; every failure names its path."""
+def load_models(settings: Settings) -> dict[str, Predictor]:
+    """Every model under MODEL_DIR, each at its newest or pinned version, the default first.
+
+    Any model that fails to load stops start-up: an operator should not find out later that
+    half of the models are missing.
+    """
+    names = [settings.model_name]
+    if settings.model_dir.is_dir():
+        names += sorted(
+            p.name
+            for p in settings.model_dir.iterdir()
+            if p.name != settings.model_name and list_versions(p)
+        )
+    return {name: load_predictor(settings, name) for name in names}
+
+
+def load_predictor(settings: Settings, name: str | None = None) -> Predictor:
+    """Resolve, read, check and warm one model (MODEL_NAME unless named); every failure names
+    its path."""
     started = time.perf_counter()
-    version_dir = resolve_version_dir(
-        settings.model_dir, settings.model_name, settings.model_version
-    )
+    name = name or settings.model_name
+    version_dir = resolve_version_dir(settings.model_dir, name, settings.pinned_version(name))
     stats = read_stats(version_dir)
     metadata = read_metadata(version_dir)
     if metadata.features != stats.feature_names:

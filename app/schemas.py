@@ -67,7 +67,7 @@ def request_model_for(stats: PreprocessingStats) -> type[BaseModel]:
         f.name: NumberValue if isinstance(f, NumericFeature) else CategoryValue
         for f in stats.features
     }
-    row = with_config(ConfigDict(extra="forbid"))(TypedDict("Row", fields))  # type: ignore[operator]
+    row = with_config(ConfigDict(extra="forbid"))(TypedDict("Instance", fields))  # type: ignore[operator]
     return create_model(
         "PredictRequest",
         __config__=ConfigDict(extra="forbid"),
@@ -103,6 +103,7 @@ class Readiness(BaseModel):
     model_name: str
     model_version: int
     runtime: str
+    models: dict[str, int] = Field(description="Every served model and its version.")
 
 
 class ErrorDetail(BaseModel):

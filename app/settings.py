@@ -16,14 +16,22 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
 
+    def pinned_version(self, name: str) -> int | None:
+        """The version of model `name` to serve, or None for its newest."""
+        return self.model_version if name == self.model_name else self.model_versions.get(name)
+
     model_dir: Path = Path("models")
     """Root directory holding bundles as `<model_dir>/<name>/<version>/`."""
 
     model_name: str = Field(default="default", min_length=1)
-    """Which model under `model_dir` to serve."""
+    """The default model: the one POST /predict answers with. It must exist."""
 
     model_version: int | None = Field(default=None, ge=1)
-    """Pin this version; unset serves the newest version found at start-up."""
+    """Pin this version of MODEL_NAME; unset serves the newest version found at start-up."""
+
+    model_versions: dict[str, int] = Field(default_factory=dict)
+    """Pins for the other models, as JSON: `{"churn": 3}`. Every model under MODEL_DIR is
+    served, each at its newest version unless pinned here."""
 
     model_runtime: RuntimeName = "auto"
     """`savedmodel` (TensorFlow), `litert` (the bundle's LiteRT flatbuffer, no TensorFlow

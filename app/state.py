@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 from pydantic import BaseModel
 
-from app.errors import ModelNotReady
+from app.errors import ModelNotReady, NotFound
 from app.inference import Batcher, Inference
 from app.predictor import Predictor
 from app.schemas import request_model_for
@@ -36,14 +36,24 @@ class ServedModel:
 
 @dataclass
 class ServiceState:
-    served: ServedModel | None = None
+    default: str
+    models: dict[str, ServedModel] = field(default_factory=dict)
     shutting_down: bool = False
 
-    def require(self) -> ServedModel:
-        """The served model, or 503 while none is ready or the service is shutting down."""
-        if self.served is None or self.shutting_down:
+    def require(self, name: str | None = None, version: int | None = None) -> ServedModel:
+        """Model `name` (the default when None), checked against `version` when given; 503
+        while nothing is loaded or the service is shutting down, 404 for what is not served."""
+        if not self.models or self.shutting_down:
             raise ModelNotReady("model is not loaded yet or the service is shutting down")
-        return self.served
+        served = self.models.get(name or self.default)
+        if served is None:
+            raise NotFound(f"model {name!r} is not served; models: {', '.join(self.models)}")
+        if version is not None and version != served.predictor.version:
+            raise NotFound(
+                f"version {version} of model {name!r} is not served; "
+                f"versions: {served.predictor.version}"
+            )
+        return served
 
 
 def service_state(request: Request) -> ServiceState:

@@ -26,9 +26,7 @@ ALL = (LITERT, SAVEDMODEL, *BATCHING, NOOP, RAW, KERAS, FASTAPI_SAVEDMODEL)
 def server_specs(model_root: Path, model_name: str, version_dir: Path) -> dict[str, ServerSpec]:
     """How to start each server on the trained bundle."""
 
-    def service(
-        runtime: str, description: str, batching: str = "on", name: str = ""
-    ) -> ServerSpec:
+    def service(runtime: str, description: str, batching: str = "on", name: str = "") -> ServerSpec:
         return ServerSpec(
             name=name or f"service-{runtime}",
             description=description,

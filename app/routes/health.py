@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, Request
 
-from fastapi import APIRouter, Depends
-
-from app.predictor import Predictor
 from app.schemas import ErrorResponse, Liveness, Readiness
-from app.state import current_predictor
+from app.state import service_state
 
 router = APIRouter(tags=["health"])
 
@@ -20,8 +17,13 @@ async def liveness() -> Liveness:
 
 
 @router.get("/readyz", responses={503: {"model": ErrorResponse}})
-async def readiness(predictor: Annotated[Predictor, Depends(current_predictor)]) -> Readiness:
-    """200 once a model is loaded and warmed; 503 before that and while shutting down."""
+async def readiness(request: Request) -> Readiness:
+    """200 once every model is loaded and warmed; 503 before that and while shutting down."""
+    state = service_state(request)
+    predictor = state.require().predictor
     return Readiness(
-        model_name=predictor.name, model_version=predictor.version, runtime=predictor.runtime.name
+        model_name=predictor.name,
+        model_version=predictor.version,
+        runtime=predictor.runtime.name,
+        models={name: served.predictor.version for name, served in state.models.items()},
     )

@@ -10,8 +10,9 @@ from fastapi.responses import HTMLResponse
 from starlette.routing import Route
 
 from app.bundle import MODEL_CARD_FILE, REPORT_DIR, Decoded, Metadata
-from app.errors import NotFound
+from app.errors import InvalidInput, NotFound
 from app.predictor import Predictor
+from app.routes import tables
 from app.routes.body import documented_body, parse_json
 from app.schemas import ErrorResponse, PredictRequest, PredictResponse
 from app.state import current_predictor, service_state
@@ -29,10 +30,24 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 async def predict(request: Request) -> Response:
-    """Predict each row: a value in the target's units, or a class with its probabilities."""
+    """Predict each row: a value in the target's units, or a class with its probabilities.
+
+    Rows come as `{"instances": [...]}`, as pandas' split JSON `{"columns", "data"}`, or as
+    CSV with a header (Content-Type text/csv); `Accept: text/csv` answers CSV.
+    """
     served = service_state(request).require()
-    body = parse_json(await request.body(), served.request_model)
-    decoded = await served.inference.predict_rows(body.instances)  # type: ignore[attr-defined]
+    raw = await request.body()
+    if tables.wants_csv(request.headers.get("content-type", "")):
+        rows = tables.csv_rows(raw, served.predictor.stats, served.request_model)
+    else:
+        try:
+            rows = parse_json(raw, served.request_model).instances  # type: ignore[attr-defined]
+        except InvalidInput as failure:
+            rows = tables.split_rows(raw, served.request_model, failure)
+    decoded = await served.inference.predict_rows(rows)
+    if tables.wants_csv(request.headers.get("accept", "")):
+        answer = tables.csv_answer(decoded, served.predictor.metadata.classes)
+        return Response(answer, media_type="text/csv")
     return json_response(prediction_body(decoded, served.predictor))
 
 

@@ -146,7 +146,7 @@ def test_an_unexpected_failure_is_a_logged_500_in_the_same_shape(
 
     predictor = load_predictor(settings_for(model_root))
     broken = dataclasses.replace(predictor, runtime=FailingRuntime())
-    app = create_app(settings_for(model_root), predictor=broken)
+    app = create_app(settings_for(model_root), models={"diabetes": broken})
     with TestClient(app, raise_server_exceptions=False) as client:
         response = client.post("/predict", json={"instances": [row()]})
         assert response.status_code == 500

@@ -20,6 +20,7 @@ def test_ready_with_model_loaded(client: TestClient) -> None:
         "model_name": "diabetes",
         "model_version": 1,
         "runtime": "litert",
+        "models": {"diabetes": 1, "labels": 1, "messy": 1},
     }
 
 

@@ -105,7 +105,7 @@ def test_the_service_batches_savedmodel_calls_and_answers_each_request(model_roo
            "s3": -0.01, "s4": 0.0, "s5": 0.02, "s6": 0.0}  # fmt: skip
     bodies = [{"instances": [{**row, "age": 0.01 * i}] * (1 + i % 3)} for i in range(48)]
     with serve(model_root, model_runtime="savedmodel") as client:
-        served = client.app.state.service.served  # type: ignore[attr-defined]
+        served = client.app.state.service.models["diabetes"]  # type: ignore[attr-defined]
         batcher = served.inference.batcher
         assert batcher is not None, "batching is on for the SavedModel by default"
         sizes: list[int] = []
@@ -124,12 +124,12 @@ def test_the_service_batches_savedmodel_calls_and_answers_each_request(model_roo
 
 def test_batching_is_on_by_default_and_can_be_turned_off(model_root: Path) -> None:
     with serve(model_root) as client:
-        served = client.app.state.service.served  # type: ignore[attr-defined]
+        served = client.app.state.service.models["diabetes"]  # type: ignore[attr-defined]
         assert served.predictor.runtime.name == "litert"
         assert served.inference.batcher is not None
         assert client.get("/readyz").json()["runtime"] == "litert"
     with serve(model_root, batching="off") as client:
-        assert client.app.state.service.served.inference.batcher is None  # type: ignore[attr-defined]
+        assert client.app.state.service.models["diabetes"].inference.batcher is None  # type: ignore[attr-defined]
         assert client.post("/predict", json={"instances": [{"age": 1}]}).status_code == 422
 
 
@@ -137,7 +137,7 @@ def test_large_requests_skip_the_batcher(model_root: Path) -> None:
     row = {"age": 0.02, "sex": 0.05, "bmi": 0.01, "bp": None, "s1": 0.0, "s2": 0.0,
            "s3": -0.01, "s4": 0.0, "s5": 0.02, "s6": 0.0}  # fmt: skip
     with serve(model_root) as client:
-        batcher = client.app.state.service.served.inference.batcher  # type: ignore[attr-defined]
+        batcher = client.app.state.service.models["diabetes"].inference.batcher  # type: ignore[attr-defined]
         sizes: list[int] = []
         batcher._on_batch = sizes.append
         small = client.post("/predict", json={"instances": [row] * 3}).json()["predictions"]

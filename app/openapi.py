@@ -1,0 +1,49 @@
+"""/openapi.json (and so /docs) describes the default model's own features, with an example."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from app.bundle import CategoricalFeature, NumericFeature, PreprocessingStats
+from app.state import ServiceState
+
+
+def example_row(stats: PreprocessingStats) -> dict[str, Any]:
+    """A typical row from the training data: each number's mean, each category's most common."""
+    row: dict[str, Any] = {}
+    for f in stats.features:
+        if isinstance(f, NumericFeature):
+            row[f.name] = round(f.mean, 4)
+        elif isinstance(f, CategoricalFeature):
+            row[f.name] = f.vocabulary[0] if f.vocabulary else None
+    return row
+
+
+def install_model_openapi(app: FastAPI, state: ServiceState) -> None:
+    """Rebuild the OpenAPI document whenever the default model (name, version) changes, with
+    POST /predict's body schema and example taken from that model."""
+    generate = app.openapi
+    built_for: list[tuple[str, int] | None] = [None]
+
+    def openapi() -> dict[str, Any]:
+        served = state.models.get(state.default) if state.models else None
+        key = None if served is None else (served.predictor.name, served.predictor.version)
+        if app.openapi_schema is None or key != built_for[0]:
+            app.openapi_schema = None
+            schema = generate()
+            if served is not None:
+                body = served.request_model.model_json_schema(
+                    ref_template="#/components/schemas/{model}"
+                )
+                schema.setdefault("components", {}).setdefault("schemas", {}).update(
+                    body.pop("$defs", {})
+                )
+                body["examples"] = [{"instances": [example_row(served.predictor.stats)]}]
+                content = schema["paths"]["/predict"]["post"]["requestBody"]["content"]
+                content["application/json"]["schema"] = body
+            built_for[0] = key
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,104 @@
+"""The other ways rows reach POST /predict: pandas' "split" JSON and CSV, and CSV answers."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import pydantic_core
+from pydantic import BaseModel, ValidationError
+
+from app.bundle import Decoded, NumericFeature, PreprocessingStats
+from app.errors import InvalidInput, MalformedBody, ServiceError, validation_failure
+
+CSV_TYPES = ("text/csv", "application/csv")
+
+
+def wants_csv(accept: str) -> bool:
+    return any(t in accept for t in CSV_TYPES)
+
+
+def split_rows(raw: bytes, request_model: type[BaseModel], failure: ServiceError) -> list[Any]:
+    """Rows from `{"columns": [...], "data": [[...], ...]}`; any other body raises `failure`.
+
+    Called only after the `instances` shape failed, so the common case pays nothing for it.
+    """
+    try:
+        body = pydantic_core.from_json(raw, allow_inf_nan=True)
+    except ValueError:
+        raise failure from None
+    if not (isinstance(body, dict) and set(body) == {"columns", "data"}):
+        raise failure from None
+    columns, data = body["columns"], body["data"]
+    if not (isinstance(columns, list) and isinstance(data, list)):
+        raise InvalidInput("'columns' and 'data' must be lists")
+    for i, row in enumerate(data):
+        if not isinstance(row, list) or len(row) != len(columns):
+            raise InvalidInput(f"data[{i}] must be a list of {len(columns)} values, one per column")
+    return _validated([dict(zip(columns, row, strict=True)) for row in data], request_model)
+
+
+def csv_rows(raw: bytes, stats: PreprocessingStats, request_model: type[BaseModel]) -> list[Any]:
+    """Rows from CSV text with a header row. Empty and NA-like cells of numeric features are
+    missing; categorical cells are taken as written."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise MalformedBody("CSV body must be UTF-8 text") from None
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if not header:
+        raise MalformedBody("CSV body is empty; expected a header row and data rows")
+    header = [h.strip() for h in header]
+    numeric = {f.name for f in stats.features if isinstance(f, NumericFeature)}
+    rows = []
+    for line, cells in enumerate(reader, start=2):
+        if not cells:
+            continue
+        if len(cells) != len(header):
+            raise InvalidInput(
+                f"CSV line {line} has {len(cells)} cells; the header has {len(header)}"
+            )
+        rows.append(
+            {
+                name: _number(cell, line, name) if name in numeric else cell
+                for name, cell in zip(header, cells, strict=True)
+            }
+        )
+    return _validated(rows, request_model)
+
+
+def csv_answer(decoded: Decoded, classes: list[Any] | None) -> str:
+    """One line per row: the prediction, then each class's probability for a classifier."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    if decoded.probabilities is None:
+        writer.writerow(["prediction"])
+        writer.writerows([v] for v in decoded.values)
+    else:
+        writer.writerow(["prediction", *(f"probability_{c}" for c in classes or [])])
+        for label, p in zip(decoded.values, decoded.probabilities.tolist(), strict=True):
+            writer.writerow([label, *p])
+    return out.getvalue()
+
+
+_MISSING = {"", "na", "n/a", "nan", "null", "none"}
+
+
+def _number(cell: str, line: int, name: str) -> float | None:
+    text = cell.strip()
+    if text.lower() in _MISSING:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise InvalidInput(f"CSV line {line}, column {name}: {cell!r} is not a number") from None
+
+
+def _validated(rows: list[dict[str, Any]], request_model: type[BaseModel]) -> list[Any]:
+    try:
+        body = request_model.model_validate({"instances": rows})
+    except ValidationError as exc:
+        raise validation_failure(exc.errors()) from None
+    return body.instances  # type: ignore[attr-defined, no-any-return]
