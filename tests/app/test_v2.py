@@ -152,3 +152,28 @@ def test_not_ready_is_503_and_liveness_stays_up(model_root: Path) -> None:
     assert c.get("/v2/health/live").json() == {"live": True}
     assert c.get("/v2/health/ready").status_code == 503
     assert c.post("/v2/models/diabetes/infer", json={}).status_code == 503
+
+
+def test_parameters_are_accepted_and_nested_int_data_is_flattened(model_root: Path) -> None:
+    row = [1, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+    body = {
+        "id": "p-1",
+        "parameters": {"priority": 1},
+        "inputs": [
+            {"name": f, "shape": [2], "datatype": "INT64", "data": [[v], [v]],
+             "parameters": {"content_type": "np"}}
+            for f, v in zip(FEATURES, row, strict=True)
+        ],
+    }  # fmt: skip
+    with serve(model_root) as c:
+        response = c.post("/v2/models/diabetes/versions/1/infer", json=body)
+        expected = c.post(
+            "/predict", json={"instances": [dict(zip(FEATURES, row, strict=True))] * 2}
+        ).json()["predictions"]
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["id"] == "p-1"
+    assert answer["model_version"] == "1"
+    assert answer["outputs"] == [
+        {"name": "predictions", "datatype": "FP64", "shape": [2], "data": expected}
+    ]
