@@ -41,6 +41,12 @@ class MalformedBody(ServiceError):
     status_code = 400
 
 
+class BadRequest(ServiceError):
+    """A request the protocol cannot take (TF Serving's INVALID_ARGUMENT, v2's 400)."""
+
+    status_code = 400
+
+
 class InvalidInput(ServiceError):
     status_code = 422
 

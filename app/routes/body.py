@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+import pydantic_core
 from pydantic import BaseModel, ValidationError
 
-from app.errors import MalformedBody, validation_failure
+from app.errors import BadRequest, MalformedBody, validation_failure
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -23,6 +24,19 @@ def parse_json(raw: bytes, model: type[M]) -> M:
         return model.model_validate_json(raw)
     except ValidationError as exc:
         raise validation_failure(exc.errors()) from None
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object, NaN and Infinity allowed (TF Serving's clients send them)."""
+    if not raw.strip():
+        raise MalformedBody("request body is empty; expected a JSON object")
+    try:
+        body = pydantic_core.from_json(raw, allow_inf_nan=True)
+    except ValueError as exc:
+        raise MalformedBody(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object")
+    return body
 
 
 def documented_body(model: type[BaseModel]) -> dict[str, Any]:

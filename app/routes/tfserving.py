@@ -10,22 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import pydantic_core
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
 from app.bundle import Decoded, NumericFeature
-from app.errors import MalformedBody, ServiceError, validation_failure
+from app.errors import BadRequest, validation_failure
+from app.routes.body import json_object
 from app.routes.predict import json_response
 from app.state import ServedModel, service_state
 
 router = APIRouter(prefix="/v1/models", tags=["TF Serving REST API"])
-
-
-class BadRequest(ServiceError):
-    """TF Serving's INVALID_ARGUMENT."""
-
-    status_code = 400
 
 
 async def predict(request: Request, name: str, version: int | None = None) -> Response:
@@ -115,16 +109,7 @@ async def _request(
     request: Request, name: str, version: int | None
 ) -> tuple[ServedModel, dict[str, Any]]:
     served = service_state(request).require(name, version)
-    raw = await request.body()
-    if not raw.strip():
-        raise MalformedBody("request body is empty; expected a JSON object")
-    try:
-        body = pydantic_core.from_json(raw, allow_inf_nan=True)
-    except ValueError as exc:
-        raise MalformedBody(f"request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("request body must be a JSON object")
-    return served, body
+    return served, json_object(await request.body())
 
 
 def _with_context(body: dict[str, Any]) -> dict[str, Any]:

@@ -11,12 +11,12 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import pydantic_core
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
 from app.bundle import NumericFeature
-from app.errors import MalformedBody, ServiceError
+from app.errors import BadRequest
+from app.routes.body import json_object
 from app.routes.predict import json_response
 from app.state import ServedModel, service_state
 
@@ -27,10 +27,6 @@ SERVER_VERSION = "0.1.0"
 _NUMBER_TYPES = {"FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16",
                  "UINT32", "UINT64"}  # fmt: skip
 _FEATURE_TYPES = _NUMBER_TYPES | {"BYTES", "BOOL"}
-
-
-class BadRequest(ServiceError):
-    status_code = 400
 
 
 @router.get("/health/live")
@@ -76,7 +72,7 @@ async def model_ready(request: Request, name: str, version: int | None = None) -
 
 async def infer(request: Request, name: str, version: int | None = None) -> Response:
     served = service_state(request).require(name, version)
-    body = await _body(request)
+    body = json_object(await request.body())
     rows = _rows(served, body.get("inputs"))
     decoded = await served.inference.predict_rows(rows)
     n = len(decoded.values)
@@ -112,19 +108,6 @@ def _output_specs(classes: list[Any] | None) -> list[dict[str, Any]]:
         {"name": "label", "datatype": "BYTES", "shape": [-1]},
         {"name": "probabilities", "datatype": "FP64", "shape": [-1, len(classes)]},
     ]
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        raise MalformedBody("request body is empty; expected a JSON object")
-    try:
-        body = pydantic_core.from_json(raw, allow_inf_nan=True)
-    except ValueError as exc:
-        raise MalformedBody(f"request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("request body must be a JSON object")
-    return body
 
 
 def _rows(served: ServedModel, inputs: object) -> list[dict[str, Any]]:
