@@ -119,8 +119,7 @@ class Inference:
         self.batcher = batcher
 
     async def predict_rows(self, rows: Rows) -> Decoded:
-        predictor = self.predictor
-        predictor.check_row_count(len(rows))
+        predictor = self.predictor  # encode_rows checks the row count (413) before any work
         if len(rows) > INLINE_MAX_ROWS:
             # Already a batch of its own: coalescing would only delay it and others.
             return await anyio.to_thread.run_sync(predictor.predict_rows, rows)

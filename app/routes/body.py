@@ -26,6 +26,16 @@ def parse_json(raw: bytes, model: type[M]) -> M:
         raise validation_failure(exc.errors()) from None
 
 
+def validated_rows(request_model: type[BaseModel], rows: object) -> list[Any]:
+    """Rows built by a protocol route, checked against the model's request schema.
+
+    Raises pydantic's ValidationError: each protocol words the failure its own way.
+    """
+    body = request_model.model_validate({"instances": rows})
+    instances: list[Any] = body.instances  # type: ignore[attr-defined]
+    return instances
+
+
 def json_object(raw: bytes) -> dict[str, Any]:
     """The body as a JSON object, NaN and Infinity allowed (TF Serving's clients send them)."""
     if not raw.strip():

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from app.bundle import Decoded, NumericFeature, PreprocessingStats
 from app.errors import InvalidInput, MalformedBody, ServiceError, validation_failure
+from app.routes.body import validated_rows
 
 CSV_TYPES = ("text/csv", "application/csv")
 
@@ -98,7 +99,6 @@ def _number(cell: str, line: int, name: str) -> float | None:
 
 def _validated(rows: list[dict[str, Any]], request_model: type[BaseModel]) -> list[Any]:
     try:
-        body = request_model.model_validate({"instances": rows})
+        return validated_rows(request_model, rows)
     except ValidationError as exc:
         raise validation_failure(exc.errors()) from None
-    return body.instances  # type: ignore[attr-defined, no-any-return]

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from app.bundle import Decoded, NumericFeature
 from app.errors import BadRequest, validation_failure
-from app.routes.body import json_object
+from app.routes.body import json_object, validated_rows
 from app.routes.predict import json_response
 from app.state import ServedModel, service_state
 
@@ -142,14 +142,14 @@ async def _predict(served: ServedModel, body: dict[str, Any], key: str) -> Decod
     else:
         raise BadRequest(f"'{key}' must be a list of rows")
     try:
-        validated = served.request_model.model_validate({"instances": rows})
+        valid = validated_rows(served.request_model, rows)
     except ValidationError as exc:
         error = validation_failure(exc.errors())
         raise BadRequest(
             error.message.replace("instances", key),
             [{**d, "loc": d["loc"].replace("instances", key, 1)} for d in error.details],
         ) from None
-    return await served.inference.predict_rows(validated.instances)  # type: ignore[attr-defined]
+    return await served.inference.predict_rows(valid)
 
 
 def _named(row: object, index: int, features: list[str]) -> object:

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from app.bundle import NumericFeature
 from app.errors import BadRequest
-from app.routes.body import json_object
+from app.routes.body import json_object, validated_rows
 from app.routes.predict import json_response
 from app.state import ServedModel, service_state
 
@@ -133,14 +133,13 @@ def _rows(served: ServedModel, inputs: object) -> list[dict[str, Any]]:
             raise BadRequest(f"inputs differ in length: {sorted(lengths)}")
     rows = [dict(zip(columns, cells, strict=True)) for cells in zip(*columns.values(), strict=True)]
     try:
-        validated = served.request_model.model_validate({"instances": rows})
+        return validated_rows(served.request_model, rows)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = first["loc"]  # ("instances", row, feature)
         if len(where) == 3:
             raise BadRequest(f"input {where[2]!r}, row {where[1]}: {first['msg']}") from None
         raise BadRequest(first["msg"]) from None
-    return validated.instances  # type: ignore[attr-defined, no-any-return]
 
 
 def _matrix_columns(tensor: dict[str, Any], features: list[str]) -> dict[str, list[Any]]:
