@@ -54,6 +54,30 @@ class Settings(BaseSettings):
     max_rows: int = Field(default=10_000, ge=1)
     """Most rows accepted in one prediction request; more is answered with 413."""
 
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    """Largest request body accepted, in bytes; a larger one is answered with 413 before it
+    is read in full."""
+
+    request_timeout_seconds: float = Field(default=30.0, gt=0)
+    """A request that has not started answering after this long gets 504; the model call
+    it was waiting for still finishes in the background."""
+
+    model_poll_seconds: float = Field(default=2.0, ge=0)
+    """How often MODEL_DIR is scanned for new, broken or removed versions (TF Serving's
+    file_system_poll_wait_seconds); 0 turns watching off."""
+
+    drain_timeout_seconds: float = Field(default=25.0, ge=0)
+    """After SIGTERM, how long requests in flight and queued batches get to finish before the
+    process exits. Keep it below the orchestrator's grace period (Kubernetes' default: 30 s)."""
+
+    api_keys: str = Field(default="", repr=False)
+    """Comma-separated API keys. When any is set, prediction and model endpoints need
+    `Authorization: Bearer <key>` or `X-API-Key: <key>`; probes and /metrics stay open."""
+
+    api_keys_file: Path | None = None
+    """A file with one API key per line (blank lines and `#` comments ignored), read at
+    start-up; used with API_KEYS when both are set. Suits a mounted Kubernetes Secret."""
+
     host: str = "0.0.0.0"  # noqa: S104 (a container's port is reached through all interfaces)
     """Address the server binds to (used by `python -m app`)."""
 
