@@ -1,41 +1,75 @@
-"""`python -m app`: load the model, then serve; a bad bundle or setting exits 2 in one line."""
+"""`python -m app`: load the models, then serve; a bad bundle or setting exits 2 in one line.
+
+SIGTERM (or Ctrl-C) drains: readiness turns 503 at once, the listening socket closes,
+requests in flight and their batches finish within DRAIN_TIMEOUT_SECONDS, and the process
+exits 0.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
 import sys
+from types import FrameType
 
 import uvicorn
+from fastapi import FastAPI
 from pydantic import ValidationError
 
+from app.api_keys import ApiKeyError
 from app.bundle import BundleError
 from app.factory import create_app
 from app.loading import load_models
 from app.logs import configure_logging
 from app.settings import Settings
+from app.state import ServiceState
+
+logger = logging.getLogger("app")
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, telling the app that it is draining as soon as a signal arrives."""
+
+    def __init__(self, config: uvicorn.Config, state: ServiceState) -> None:
+        super().__init__(config)
+        self._state = state
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if not self._state.shutting_down:
+            self._state.shutting_down = True
+            logger.info("signal %d: draining requests in flight, then exiting", sig)
+        super().handle_exit(sig, frame)
 
 
 def main() -> int:
     try:
         settings = Settings()
     except ValidationError as exc:
+        configure_logging("info")
         first = exc.errors()[0]
-        print(f"error: setting {str(first['loc'][0]).upper()}: {first['msg']}", file=sys.stderr)
+        logger.critical("cannot start: setting %s: %s", str(first["loc"][0]).upper(), first["msg"])
         return 2
     configure_logging(settings.log_level)
     try:
-        models = load_models(settings)
-    except BundleError as exc:
-        logging.getLogger("app").critical("cannot load model: %s", exc)
+        app = create_app(settings, load_models(settings))
+    except (BundleError, ApiKeyError) as exc:
+        logger.critical("cannot start: %s", exc)
         return 2
-    uvicorn.run(
-        create_app(settings, models),
+    server = DrainingServer(_config(app, settings), app.state.service)
+    server.run()
+    return 0
+
+
+def _config(app: FastAPI, settings: Settings) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,
         log_level=settings.log_level,
+        access_log=False,  # the app writes its own, richer line per request
+        timeout_graceful_shutdown=math.ceil(settings.drain_timeout_seconds),
     )
-    return 0
 
 
 if __name__ == "__main__":

@@ -55,8 +55,20 @@ class NotFound(ServiceError):
     status_code = 404
 
 
+class Unauthorized(ServiceError):
+    status_code = 401
+
+
 class TooManyRows(ServiceError):
     status_code = 413
+
+
+class BodyTooLarge(ServiceError):
+    status_code = 413
+
+
+class RequestTimedOut(ServiceError):
+    status_code = 504
 
 
 class ModelNotReady(ServiceError):
@@ -103,14 +115,18 @@ def as_service_error(exc: Exception) -> ServiceError:
     return ServiceError("internal server error")
 
 
-async def render_error(_: Request, exc: Exception) -> JSONResponse:
-    """The one exception handler: every error leaves the service in the same JSON shape."""
-    error = as_service_error(exc)
+def error_response(error: ServiceError) -> JSONResponse:
+    """Every error leaves the service in this one JSON shape, whoever raised it."""
     return JSONResponse(
         error_body(error.message, error.details),
         status_code=error.status_code,
         headers=error.headers,
     )
+
+
+async def render_error(_: Request, exc: Exception) -> JSONResponse:
+    """The one exception handler, for errors raised while a route runs."""
+    return error_response(as_service_error(exc))
 
 
 def install_error_handlers(app: FastAPI) -> None:

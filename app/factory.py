@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,11 +11,15 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI
 
+from app.api_keys import ApiKeys, read_api_keys
 from app.errors import install_error_handlers
 from app.loading import load_models
+from app.metrics import Metrics
+from app.middleware import ServiceMiddleware
 from app.openapi import install_model_openapi
 from app.predictor import Predictor
-from app.routes import health, predict, tfserving, v2
+from app.reloads import ModelWatcher
+from app.routes import health, metrics, predict, tfserving, v2
 from app.settings import Settings
 from app.state import ServedModel, ServiceState
 
@@ -24,18 +30,31 @@ def create_app(
     """Build the service. Pass `models` (by name) when they were loaded already, else the
     lifespan loads every model under MODEL_DIR.
 
-    The models are loaded and warmed before the server accepts its first request.
+    The models are loaded and warmed before the server accepts its first request. Raises
+    ApiKeyError when API_KEYS_FILE is set but unusable.
     """
     settings = settings or Settings()
     state = ServiceState(default=settings.model_name)
+    telemetry = Metrics()
+    api_keys = ApiKeys(read_api_keys(settings))
+
+    def build(predictor: Predictor) -> ServedModel:
+        on_call = telemetry.batch_size.labels(predictor.name).observe
+        return ServedModel.build(predictor, settings, on_call)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         loaded = models
         if loaded is None:
             loaded = await anyio.to_thread.run_sync(load_models, settings)
-        served = {name: ServedModel.build(p, settings) for name, p in loaded.items()}
-        state.models = served
+        for predictor in loaded.values():
+            telemetry.observe_load(predictor.name, "startup", ok=True)
+            telemetry.serving(predictor)
+        state.models = {name: build(p) for name, p in loaded.items()}
+        watching = None
+        if settings.model_poll_seconds > 0:
+            watcher = ModelWatcher(settings, state, telemetry, build)
+            watching = asyncio.create_task(watcher.run(), name="model-watcher")
         # Start-up objects (schemas, modules, the model) live as long as the process: freezing
         # them keeps the garbage collector from walking them again and again under load.
         gc.collect()
@@ -43,8 +62,13 @@ def create_app(
         try:
             yield
         finally:
+            # The server has drained the requests in flight by now; finish queued batches.
             state.shutting_down = True
-            state.models = {}
+            if watching is not None:
+                watching.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watching
+            served, state.models = state.models, {}
             for model in served.values():
                 model.inference.close()
 
@@ -55,11 +79,20 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.service = state
+    app.state.metrics = telemetry
+    app.add_middleware(
+        ServiceMiddleware,
+        metrics=telemetry,
+        api_keys=api_keys,
+        max_body_bytes=settings.max_body_bytes,
+        timeout=settings.request_timeout_seconds,
+    )
     install_error_handlers(app)
     app.include_router(predict.router)
     predict.install_fast_path(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(tfserving.router)
     app.include_router(v2.router)
-    install_model_openapi(app, state)
+    install_model_openapi(app, state, secured=api_keys.enabled)
     return app

@@ -11,6 +11,7 @@ import numpy as np
 
 from app.bundle import Decoded
 from app.predictor import Predictor
+from app.request_context import note_rows
 
 # Requests up to this many rows are "small": they may share batched calls, or run on the event
 # loop on a fast runtime (tens of microseconds; a thread hop would cost more). Larger ones
@@ -59,9 +60,10 @@ class Batcher:
                 self._timer = loop.call_later(self._timeout, self._dispatch)
         return await future
 
-    def close(self) -> None:
-        """Finish the call in progress and stop the worker thread."""
-        self._executor.shutdown(wait=True)
+    def close(self, *, wait: bool = True) -> None:
+        """Stop the worker thread once the call in progress (if any) has finished; `wait`
+        blocks until then."""
+        self._executor.shutdown(wait=wait)
 
     def _dispatch(self) -> None:
         if self._timer is not None:
@@ -112,24 +114,40 @@ class Inference:
     """Runs one predictor's requests the cheapest safe way: a large request alone in a worker
     thread; small ones through the `Batcher` when batching is on, else inline on a fast
     runtime or in a worker thread on a slow one.
+
+    `on_call` hears the row count of every model call that is not batched (the batcher has
+    its own hook), so batch-size metrics see every call.
     """
 
-    def __init__(self, predictor: Predictor, batcher: Batcher | None = None) -> None:
+    def __init__(
+        self,
+        predictor: Predictor,
+        batcher: Batcher | None = None,
+        on_call: Callable[[int], None] | None = None,
+    ) -> None:
         self.predictor = predictor
         self.batcher = batcher
+        self._on_call = on_call
 
     async def predict_rows(self, rows: Rows) -> Decoded:
         predictor = self.predictor  # encode_rows checks the row count (413) before any work
-        if len(rows) > INLINE_MAX_ROWS:
-            # Already a batch of its own: coalescing would only delay it and others.
-            return await anyio.to_thread.run_sync(predictor.predict_rows, rows)
-        if self.batcher is not None:
+        if self.batcher is not None and len(rows) <= INLINE_MAX_ROWS:
             x = predictor.encode_rows(rows)
-            return predictor.decode(await self.batcher.submit(x))
-        if predictor.runtime.fast:
-            return predictor.predict_rows(rows)
-        return await anyio.to_thread.run_sync(predictor.predict_rows, rows)
+            decoded = predictor.decode(await self.batcher.submit(x))
+        else:
+            if len(rows) <= INLINE_MAX_ROWS and predictor.runtime.fast:
+                decoded = predictor.predict_rows(rows)
+            else:
+                # Large requests are a batch of their own: coalescing would only delay them
+                # and others. A request that times out stops waiting; its call finishes alone.
+                decoded = await anyio.to_thread.run_sync(
+                    predictor.predict_rows, rows, abandon_on_cancel=True
+                )
+            if self._on_call is not None:
+                self._on_call(len(rows))
+        note_rows(len(rows))
+        return decoded
 
-    def close(self) -> None:
+    def close(self, *, wait: bool = True) -> None:
         if self.batcher is not None:
-            self.batcher.close()
+            self.batcher.close(wait=wait)

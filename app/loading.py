@@ -38,12 +38,15 @@ def load_models(settings: Settings) -> dict[str, Predictor]:
     return {name: load_predictor(settings, name) for name in names}
 
 
-def load_predictor(settings: Settings, name: str | None = None) -> Predictor:
-    """Resolve, read, check and warm one model (MODEL_NAME unless named); every failure names
-    its path."""
+def load_predictor(
+    settings: Settings, name: str | None = None, version: int | None = None
+) -> Predictor:
+    """Resolve, read, check and warm one model (MODEL_NAME unless named) at `version`, else at
+    its pinned or newest version; every failure names its path."""
     started = time.perf_counter()
     name = name or settings.model_name
-    version_dir = resolve_version_dir(settings.model_dir, name, settings.pinned_version(name))
+    version = version or settings.pinned_version(name)
+    version_dir = resolve_version_dir(settings.model_dir, name, version)
     stats = read_stats(version_dir)
     metadata = read_metadata(version_dir)
     if metadata.features != stats.feature_names:

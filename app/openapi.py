@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from app.api_keys import is_open
 from app.bundle import CategoricalFeature, NumericFeature, PreprocessingStats
 from app.state import ServiceState
 
@@ -21,9 +22,10 @@ def example_row(stats: PreprocessingStats) -> dict[str, Any]:
     return row
 
 
-def install_model_openapi(app: FastAPI, state: ServiceState) -> None:
+def install_model_openapi(app: FastAPI, state: ServiceState, *, secured: bool = False) -> None:
     """Rebuild the OpenAPI document whenever the default model (name, version) changes, with
-    POST /predict's body schema and example taken from that model."""
+    POST /predict's body schema and example taken from that model. `secured` (API keys are
+    on) documents the key schemes, so /docs can send a key."""
     generate = app.openapi
     built_for: list[tuple[str, int] | None] = [None]
 
@@ -43,7 +45,29 @@ def install_model_openapi(app: FastAPI, state: ServiceState) -> None:
                 body["examples"] = [{"instances": [example_row(served.predictor.stats)]}]
                 content = schema["paths"]["/predict"]["post"]["requestBody"]["content"]
                 content["application/json"]["schema"] = body
+            if secured:
+                _document_api_keys(schema)
             built_for[0] = key
         return app.openapi_schema  # type: ignore[return-value]
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer"},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+}
+
+
+def _document_api_keys(schema: dict[str, Any]) -> None:
+    schema.setdefault("components", {})["securitySchemes"] = _SCHEMES
+    unauthorized = {
+        "description": "No API key, or not a valid one.",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+    }
+    for path, operations in schema["paths"].items():
+        if is_open(path):
+            continue
+        for operation in operations.values():
+            operation["security"] = [{name: []} for name in _SCHEMES]
+            operation.setdefault("responses", {})["401"] = unauthorized

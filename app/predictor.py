@@ -56,6 +56,8 @@ class Predictor:
 
     def check_row_count(self, n: int) -> None:
         if n > self.max_rows:
-            raise TooManyRows(f"{n} rows sent; at most {self.max_rows} are accepted per request")
+            raise TooManyRows(
+                f"{n} rows sent; at most {self.max_rows} are accepted per request (MAX_ROWS)"
+            )
         if n == 0:
             raise InvalidInput("instances: at least one row is required")

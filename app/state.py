@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fastapi import Request
@@ -10,6 +11,7 @@ from pydantic import BaseModel
 from app.errors import ModelNotReady, NotFound
 from app.inference import Batcher, Inference
 from app.predictor import Predictor
+from app.request_context import note_model
 from app.schemas import request_model_for
 from app.settings import Settings
 
@@ -23,28 +25,46 @@ class ServedModel:
     inference: Inference
 
     @classmethod
-    def build(cls, predictor: Predictor, settings: Settings) -> ServedModel:
+    def build(
+        cls,
+        predictor: Predictor,
+        settings: Settings,
+        on_call: Callable[[int], None] | None = None,
+    ) -> ServedModel:
+        """`on_call` hears the number of rows in each model call, batched or not."""
         batcher = None
         if settings.batching == "on":
             batcher = Batcher(
                 predictor.runtime,
                 max_rows=settings.batch_max_size,
                 timeout=settings.batch_timeout_micros / 1e6,
+                on_batch=on_call,
             )
-        return cls(predictor, request_model_for(predictor.stats), Inference(predictor, batcher))
+        inference = Inference(predictor, batcher, on_call)
+        return cls(predictor, request_model_for(predictor.stats), inference)
 
 
 @dataclass
 class ServiceState:
+    """The models being served, by name. `models` is only ever replaced, never changed in
+    place, so a request that took a model keeps it even while a reload swaps in another."""
+
     default: str
     models: dict[str, ServedModel] = field(default_factory=dict)
     shutting_down: bool = False
+    """Set when SIGTERM arrives: readiness answers 503 while requests in flight finish."""
+
+    def swap(self, served: ServedModel) -> ServedModel | None:
+        """Serve `served` under its model's name; the one it replaces, if any."""
+        old = self.models.get(served.predictor.name)
+        self.models = {**self.models, served.predictor.name: served}
+        return old
 
     def require(self, name: str | None = None, version: int | None = None) -> ServedModel:
         """Model `name` (the default when None), checked against `version` when given; 503
-        while nothing is loaded or the service is shutting down, 404 for what is not served."""
-        if not self.models or self.shutting_down:
-            raise ModelNotReady("model is not loaded yet or the service is shutting down")
+        while nothing is loaded, 404 for what is not served."""
+        if not self.models:
+            raise ModelNotReady("model is not loaded yet or the service has stopped")
         served = self.models.get(name or self.default)
         if served is None:
             raise NotFound(f"model {name!r} is not served; models: {', '.join(self.models)}")
@@ -53,7 +73,15 @@ class ServiceState:
                 f"version {version} of model {name!r} is not served; "
                 f"versions: {served.predictor.version}"
             )
+        note_model(served.predictor.name, served.predictor.version)
         return served
+
+    def require_ready(self, name: str | None = None, version: int | None = None) -> ServedModel:
+        """As `require`, for readiness probes: also 503 once shutting down, so the
+        orchestrator stops sending traffic while requests in flight finish."""
+        if self.shutting_down:
+            raise ModelNotReady("the service is shutting down")
+        return self.require(name, version)
 
 
 def service_state(request: Request) -> ServiceState:

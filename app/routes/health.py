@@ -20,7 +20,7 @@ async def liveness() -> Liveness:
 async def readiness(request: Request) -> Readiness:
     """200 once every model is loaded and warmed; 503 before that and while shutting down."""
     state = service_state(request)
-    predictor = state.require().predictor
+    predictor = state.require_ready().predictor
     return Readiness(
         model_name=predictor.name,
         model_version=predictor.version,

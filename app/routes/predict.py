@@ -7,7 +7,8 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse
-from starlette.routing import Route
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 from app.bundle import MODEL_CARD_FILE, REPORT_DIR, Decoded, Metadata
 from app.errors import InvalidInput, NotFound
@@ -69,7 +70,18 @@ def install_fast_path(app: FastAPI) -> None:
     the bare Request and returns a Response. The FastAPI route stays for /docs and
     /openapi.json; errors reach the app's handlers either way.
     """
-    app.router.routes.insert(0, Route("/predict", predict, methods=["POST"]))
+    app.router.routes.insert(0, _NamedRoute("/predict", predict, methods=["POST"]))
+
+
+class _NamedRoute(Route):
+    """A Route that records itself in the scope, as FastAPI's routes do, so the middleware
+    labels metrics and logs with its path template."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        if match is not Match.NONE:
+            child_scope["route"] = self
+        return match, child_scope
 
 
 def prediction_body(decoded: Decoded, predictor: Predictor) -> dict[str, Any]:

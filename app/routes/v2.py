@@ -36,7 +36,7 @@ async def live() -> dict[str, bool]:
 
 @router.get("/health/ready")
 async def ready(request: Request) -> dict[str, bool]:
-    service_state(request).require()  # 503 until every model is loaded
+    service_state(request).require_ready()  # 503 until every model is loaded, and draining
     return {"ready": True}
 
 
@@ -66,7 +66,7 @@ async def model_metadata(request: Request, name: str, version: int | None = None
 
 
 async def model_ready(request: Request, name: str, version: int | None = None) -> dict[str, Any]:
-    service_state(request).require(name, version)
+    service_state(request).require_ready(name, version)
     return {"name": name, "ready": True}
 
 

@@ -35,7 +35,7 @@ def test_not_ready_before_the_lifespan_loads_a_model(model_root: Path) -> None:
     assert client.get("/healthz").status_code == 200
     response = client.get("/readyz")
     assert response.status_code == 503
-    assert response.json() == {"error": "model is not loaded yet or the service is shutting down"}
+    assert response.json() == {"error": "model is not loaded yet or the service has stopped"}
     assert client.post("/predict", json={"instances": [{"age": 1}]}).status_code == 503
 
 

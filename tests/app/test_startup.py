@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -35,9 +36,13 @@ def start_server(model_root: Path, **env: str) -> subprocess.CompletedProcess[st
 
 
 def only_line(stderr: str) -> str:
+    """The message of the one (JSON) log line a failed start writes."""
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, stderr
-    return lines[0]
+    line = json.loads(lines[0])
+    assert line["level"] == "critical"
+    message: str = line["message"]
+    return message
 
 
 @pytest.fixture
@@ -51,7 +56,7 @@ def test_missing_bundle_exits_with_one_line(tmp_path: Path) -> None:
     result = start_server(tmp_path)
     assert result.returncode == 2
     assert only_line(result.stderr).endswith(
-        f"CRITICAL app: cannot load model: {tmp_path / 'diabetes'}: "
+        f"cannot start: {tmp_path / 'diabetes'}: "
         "no model versions found (expected <version>/ directories)"
     )
 
@@ -62,7 +67,7 @@ def test_corrupted_statistics_exit_with_one_line(broken_root: Path) -> None:
     result = start_server(broken_root)
     assert result.returncode == 2
     line = only_line(result.stderr)
-    assert f"cannot load model: {stats}: invalid PreprocessingStats" in line
+    assert line.startswith(f"cannot start: {stats}: invalid PreprocessingStats")
     assert "EOF while parsing" in line
 
 
@@ -78,7 +83,7 @@ def test_invalid_setting_exits_with_one_line(tmp_path: Path) -> None:
     result = start_server(tmp_path, MAX_ROWS="many")
     assert result.returncode == 2
     assert only_line(result.stderr) == (
-        "error: setting MAX_ROWS: Input should be a valid integer, "
+        "cannot start: setting MAX_ROWS: Input should be a valid integer, "
         "unable to parse string as an integer"
     )
 

@@ -1,0 +1,121 @@
+"""The service's Prometheus metrics, one registry per app.
+
+A registry per app (not prometheus-client's global one) lets several apps live in one
+process, as they do in the tests. Children of labelled metrics are cached, because
+`labels()` costs more than the increment itself and runs for every request.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from app.predictor import Predictor
+
+# Latency of answers that take tens of microseconds up to the request timeout.
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)  # fmt: skip
+# Rows per model call: powers of two up to BATCH_MAX_SIZE's default, then large requests.
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, 10_000)
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+# `*_created` series double the exposition and no dashboard here reads them.
+disable_created_metrics()
+
+
+class Metrics:
+    """Every metric the service exports, named `tabserve_*`."""
+
+    def __init__(self) -> None:
+        self.registry = registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
+        self.requests = Counter(
+            "tabserve_http_requests",
+            "HTTP requests answered, by route template, method and status code.",
+            ("route", "method", "status"),
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "tabserve_http_request_duration_seconds",
+            "Time from receiving a request to the end of its answer, by route template.",
+            ("route",),
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "tabserve_http_requests_in_flight",
+            "HTTP requests being answered now.",
+            registry=registry,
+        )
+        self.rows = Counter(
+            "tabserve_rows_predicted",
+            "Rows predicted, by model.",
+            ("model",),
+            registry=registry,
+        )
+        self.batch_size = Histogram(
+            "tabserve_batch_size_rows",
+            "Rows in each model call: a coalesced batch, or one request run alone.",
+            ("model",),
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        )
+        self.loads = Counter(
+            "tabserve_model_loads",
+            "Model version loads, by model, kind (startup or reload) and outcome "
+            "(success or failure).",
+            ("model", "kind", "outcome"),
+            registry=registry,
+        )
+        self.model_info = Gauge(
+            "tabserve_model_info",
+            "1 for each model version being served, with its runtime.",
+            ("model", "version", "runtime"),
+            registry=registry,
+        )
+        self._served: dict[str, tuple[str, str, str]] = {}
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def observe_rows(self, model: str, rows: int) -> None:
+        self.rows.labels(model).inc(rows)
+
+    def observe_load(self, model: str, kind: str, *, ok: bool) -> None:
+        self.loads.labels(model, kind, "success" if ok else "failure").inc()
+
+    def serving(self, predictor: Predictor) -> None:
+        """Mark `predictor` as the version of its model being served (replacing the last)."""
+        labels = (predictor.name, str(predictor.version), predictor.runtime.name)
+        old = self._served.get(predictor.name)
+        if old is not None and old != labels:
+            self.model_info.remove(*old)
+        self.model_info.labels(*labels).set(1)
+        self._served[predictor.name] = labels
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
