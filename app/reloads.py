@@ -31,7 +31,8 @@ logger = logging.getLogger(__name__)
 class _Candidate:
     name: str
     version: int
-    # A rejected version is retried only if its directory is replaced (new inode or mtime).
+    # A rejected version is retried only if its directory is replaced: a new inode or change
+    # time (ctime, which copies and renames cannot carry over from elsewhere, unlike mtime).
     identity: tuple[str, int, int, int]
 
 
@@ -153,4 +154,4 @@ def _candidate(root: Path, name: str, version: int) -> _Candidate | None:
         stat = (root / name / str(version)).stat()
     except OSError:
         return None  # removed between listing and looking
-    return _Candidate(name, version, (name, version, stat.st_ino, stat.st_mtime_ns))
+    return _Candidate(name, version, (name, version, stat.st_ino, stat.st_ctime_ns))

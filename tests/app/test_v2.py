@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,12 +9,12 @@ from typing import Any
 import numpy as np
 import pytest
 import tritonclient.http as triton
-import uvicorn
 from fastapi.testclient import TestClient
 from tritonclient.utils import InferenceServerException
 
 from app.factory import create_app
 from tests.conftest import serve, settings_for
+from tests.live import live_server
 
 FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
 MATRIX = np.array(
@@ -30,23 +27,8 @@ MATRIX = np.array(
 
 @pytest.fixture(scope="module")
 def server(model_root: Path) -> Iterator[str]:
-    """The service on a free loopback port, in a thread, for clients that need real HTTP."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(settings_for(model_root)), host="127.0.0.1", port=port, log_level="warning"
-    )
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not instance.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    yield f"127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(timeout=10)
+    with live_server(create_app(settings_for(model_root))) as address:
+        yield address
 
 
 @pytest.fixture

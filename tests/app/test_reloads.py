@@ -1,0 +1,182 @@
+"""Model versions come and go under MODEL_DIR while the service runs: new ones are swapped in,
+broken ones rejected, removed ones rolled back, pinned ones left alone, without a failed
+request."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from app.bundle import METADATA_FILE, STATS_FILE
+from app.factory import create_app
+from tests.conftest import serve, settings_for
+from tests.live import live_server
+
+POLL = 0.05
+ROW = {"age": 0.01, "sex": -0.04, "bmi": 0.06, "bp": 0.02, "s1": -0.04}
+ROW |= {"s2": -0.03, "s3": -0.04, "s4": 0.0, "s5": 0.02, "s6": -0.02}
+
+
+def publish(source: Path, root: Path, version: int, *, broken: bool = False) -> Path:
+    """Copy bundle `source` in as version `version` of model "m", renamed into place at once
+    as training publishes; `broken` damages its statistics first."""
+    scratch = root / "m" / f".partial-{version}"
+    shutil.copytree(source, scratch)
+    metadata = json.loads((scratch / METADATA_FILE).read_text())
+    metadata |= {"name": "m", "version": version}
+    (scratch / METADATA_FILE).write_text(json.dumps(metadata))
+    if broken:
+        (scratch / STATS_FILE).write_text("{")
+    target = root / "m" / str(version)
+    scratch.rename(target)
+    return target
+
+
+@pytest.fixture
+def root(tmp_path: Path, version_dir: Path) -> Path:
+    publish(version_dir, tmp_path, 1)
+    return tmp_path
+
+
+def wait_for(condition: Callable[[], bool], what: str, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(POLL)
+
+
+def served_version(client: TestClient) -> int:
+    version: int = client.get("/readyz").json()["models"]["m"]
+    return version
+
+
+def load_counts(client: TestClient) -> dict[tuple[str, str], float]:
+    """tabserve_model_loads_total by (kind, outcome), from /metrics."""
+    counts = {}
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == "tabserve_model_loads_total":
+                counts[sample.labels["kind"], sample.labels["outcome"]] = sample.value
+    return counts
+
+
+def test_new_broken_and_removed_versions(root: Path, version_dir: Path) -> None:
+    with serve(root, "m", model_poll_seconds=POLL) as client:
+        assert served_version(client) == 1
+        publish(version_dir, root, 2)
+        wait_for(lambda: served_version(client) == 2, "version 2")
+        assert client.post("/predict", json={"instances": [ROW]}).json()["model_version"] == 2
+        info = client.get("/metrics").text
+        assert 'tabserve_model_info{model="m",runtime="' in info
+        assert 'version="2"' in info
+        assert 'version="1"' not in info
+
+        publish(version_dir, root, 3, broken=True)
+        wait_for(lambda: load_counts(client).get(("reload", "failure")) == 1, "the rejection")
+        time.sleep(10 * POLL)  # later polls must not retry (or count) the same broken version
+        assert load_counts(client) == {
+            ("startup", "success"): 1,
+            ("reload", "success"): 1,
+            ("reload", "failure"): 1,
+        }
+        assert served_version(client) == 2
+
+        shutil.rmtree(root / "m" / "2")
+        wait_for(lambda: served_version(client) == 1, "the roll-back to version 1")
+        assert client.post("/predict", json={"instances": [ROW]}).json()["model_version"] == 1
+
+
+def test_a_fixed_version_replacing_a_rejected_one_is_loaded(root: Path, version_dir: Path) -> None:
+    with serve(root, "m", model_poll_seconds=POLL) as client:
+        publish(version_dir, root, 2, broken=True)
+        wait_for(lambda: load_counts(client).get(("reload", "failure")) == 1, "the rejection")
+        shutil.rmtree(root / "m" / "2")
+        publish(version_dir, root, 2)
+        wait_for(lambda: served_version(client) == 2, "the repaired version 2")
+
+
+def test_a_pinned_version_never_changes(root: Path, version_dir: Path) -> None:
+    with serve(root, "m", model_poll_seconds=POLL, model_version=1) as client:
+        publish(version_dir, root, 2)
+        time.sleep(20 * POLL)
+        assert served_version(client) == 1
+        assert load_counts(client) == {("startup", "success"): 1}
+
+
+def test_a_new_model_is_served_once_it_appears(root: Path, model_root: Path) -> None:
+    with serve(root, "m", model_poll_seconds=POLL) as client:
+        shutil.copytree(model_root / "labels" / "1", root / "labels" / "1")
+        wait_for(lambda: "labels" in client.get("/readyz").json()["models"], "model labels")
+        answer = client.post("/v1/models/labels:predict", json={"instances": []})
+        assert answer.status_code == 400  # served (an empty request is the client's fault)
+
+
+def test_watching_off_leaves_the_model_alone(root: Path, version_dir: Path) -> None:
+    with serve(root, "m", model_poll_seconds=0) as client:
+        publish(version_dir, root, 2)
+        time.sleep(0.5)
+        assert served_version(client) == 1
+
+
+@pytest.fixture
+def hammer(root: Path) -> Iterator[tuple[str, list[int], list[str]]]:
+    """A live server for model "m" and a client thread posting to it without a pause; yields
+    (address, versions answered in order, failures)."""
+    versions: list[int] = []
+    failures: list[str] = []
+    stop = threading.Event()
+    with live_server(create_app(settings_for(root, "m", model_poll_seconds=POLL))) as address:
+
+        def post_forever() -> None:
+            with httpx.Client(base_url=f"http://{address}", timeout=10) as http:
+                while not stop.is_set():
+                    try:
+                        r = http.post("/predict", json={"instances": [ROW] * 3})
+                        if r.status_code == 200:
+                            versions.append(r.json()["model_version"])
+                        else:
+                            failures.append(f"{r.status_code} {r.text}")
+                    except httpx.HTTPError as exc:
+                        failures.append(repr(exc))
+
+        threads = [threading.Thread(target=post_forever) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        try:
+            yield address, versions, failures
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=10)
+
+
+def test_reloads_under_load_fail_no_request(
+    root: Path, version_dir: Path, hammer: tuple[str, list[int], list[str]]
+) -> None:
+    _, versions, failures = hammer
+
+    def answered_after(version: int) -> Callable[[], bool]:
+        start = len(versions)
+        return lambda: version in versions[start:] and len(versions) > start + 50
+
+    wait_for(answered_after(1), "answers from version 1")
+    publish(version_dir, root, 2)
+    wait_for(answered_after(2), "answers from version 2")
+    publish(version_dir, root, 3, broken=True)
+    time.sleep(20 * POLL)
+    shutil.rmtree(root / "m" / "2")
+    wait_for(answered_after(1), "answers from version 1 again")
+    # Only whole swaps: 1s, then 2s, then 1s; never the broken 3, never interleaved.
+    changes = [v for i, v in enumerate(versions) if i == 0 or v != versions[i - 1]]
+    assert changes == [1, 2, 1]
+    assert failures == []
+    assert len(versions) > 150
