@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 import sys
 from types import FrameType
 
@@ -56,8 +57,16 @@ def main() -> int:
         logger.critical("cannot start: %s", exc)
         return 2
     server = DrainingServer(_config(app, settings), app.state.service)
+    # uvicorn re-raises the signal it stopped for once it has drained, for the default action
+    # (death by SIGTERM, status 143); a drained stop is a clean one, so exit 0 instead.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _exit_cleanly)
     server.run()
     return 0
+
+
+def _exit_cleanly(sig: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def _config(app: FastAPI, settings: Settings) -> uvicorn.Config:
