@@ -1,0 +1,124 @@
+"""What operators see: request ids, one JSON log line per request, Prometheus metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from app.logs import JsonFormatter, access_logger, configure_logging
+
+# A value no log line may contain: features are never logged.
+SECRET_VALUE = 0.0123456789
+ROW = {"age": SECRET_VALUE, "sex": -0.04, "bmi": 0.06, "bp": 0.02, "s1": -0.04}
+ROW |= {"s2": -0.03, "s3": -0.04, "s4": 0.0, "s5": 0.02, "s6": -0.02}
+
+
+def samples(client: TestClient, name: str) -> dict[frozenset[tuple[str, str]], float]:
+    """Every sample called `name` in /metrics, by its label set."""
+    found = {}
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == name:
+                found[frozenset(sample.labels.items())] = sample.value
+    return found
+
+
+def labels(**pairs: str) -> frozenset[tuple[str, str]]:
+    return frozenset(pairs.items())
+
+
+def test_a_request_id_is_echoed_or_generated(client: TestClient) -> None:
+    given = client.get("/healthz", headers={"X-Request-ID": "trace-42/a:b"})
+    assert given.headers["x-request-id"] == "trace-42/a:b"
+    generated = {client.get("/healthz").headers["x-request-id"] for _ in range(3)}
+    assert len(generated) == 3
+    assert all(re.fullmatch(r"[0-9a-f]{32}", rid) for rid in generated)
+    # An id that would break a header or a log line is replaced, not echoed.
+    for bad in (b"has space", b"x" * 129, "ünïcode".encode()):
+        echoed = client.get("/healthz", headers={b"X-Request-ID": bad})
+        assert re.fullmatch(r"[0-9a-f]{32}", echoed.headers["x-request-id"])
+
+
+def test_errors_carry_the_request_id_too(client: TestClient) -> None:
+    response = client.post("/predict", content=b"{", headers={"X-Request-ID": "r-1"})
+    assert response.status_code == 400
+    assert response.headers["x-request-id"] == "r-1"
+
+
+def test_one_json_line_per_request_without_feature_values(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="app.access"):
+        client.post("/predict", json={"instances": [ROW, ROW]}, headers={"X-Request-ID": "r-7"})
+        client.get("/nowhere")
+    records = [r for r in caplog.records if r.name == "app.access"]
+    assert len(records) == 2
+    lines = [json.loads(JsonFormatter().format(r)) for r in records]
+    predicted, missing = lines
+    assert predicted["time"].endswith("Z")
+    assert {k: predicted[k] for k in ("request_id", "method", "route", "status", "rows")} == {
+        "request_id": "r-7",
+        "method": "POST",
+        "route": "/predict",
+        "status": 200,
+        "rows": 2,
+    }
+    assert (predicted["model_name"], predicted["model_version"]) == ("diabetes", 1)
+    assert predicted["latency_ms"] > 0
+    assert (missing["route"], missing["status"], missing["rows"]) == ("unmatched", 404, 0)
+    assert str(SECRET_VALUE) not in caplog.text
+    assert all(str(SECRET_VALUE) not in JsonFormatter().format(r) for r in caplog.records)
+
+
+def test_log_level_warning_turns_the_access_log_off() -> None:
+    try:
+        configure_logging("warning")
+        assert not access_logger.isEnabledFor(logging.INFO)
+        configure_logging("info")
+        assert access_logger.isEnabledFor(logging.INFO)
+    finally:
+        configure_logging("warning")
+
+
+def test_metrics_count_requests_rows_batches_and_models(client: TestClient) -> None:
+    for _ in range(3):
+        assert client.post("/predict", json={"instances": [ROW] * 4}).status_code == 200
+    assert client.post("/predict", json={"instances": [ROW] * 101}).status_code == 413
+    assert client.get("/v1/models/diabetes").status_code == 200
+    client.get("/nowhere")
+
+    requests = samples(client, "tabserve_http_requests_total")
+    assert requests[labels(route="/predict", method="POST", status="200")] == 3
+    assert requests[labels(route="/predict", method="POST", status="413")] == 1
+    assert requests[labels(route="/v1/models/{name}", method="GET", status="200")] == 1
+    assert requests[labels(route="unmatched", method="GET", status="404")] == 1
+    latency = samples(client, "tabserve_http_request_duration_seconds_count")
+    assert latency[labels(route="/predict")] == 4
+    assert samples(client, "tabserve_rows_predicted_total") == {labels(model="diabetes"): 12}
+    batches = samples(client, "tabserve_batch_size_rows_sum")
+    assert batches[labels(model="diabetes")] == 12  # every predicted row went through a call
+    assert batches[labels(model="labels")] == 0
+    loads = samples(client, "tabserve_model_loads_total")
+    served = client.get("/readyz").json()
+    assert loads == {
+        labels(model=name, kind="startup", outcome="success"): 1 for name in served["models"]
+    }
+    info = samples(client, "tabserve_model_info")
+    assert info[labels(model="diabetes", version="1", runtime=served["runtime"])] == 1
+    assert len(info) == len(served["models"])
+    # The scrape that reads the gauge is itself in flight.
+    assert samples(client, "tabserve_http_requests_in_flight") == {labels(): 1}
+    assert samples(client, "process_resident_memory_bytes")
+
+
+def test_metrics_of_several_apps_stay_apart(client: TestClient, model_root: object) -> None:
+    from tests.conftest import serve
+
+    client.post("/predict", json={"instances": [ROW]})
+    with serve(model_root, max_rows=100) as other:  # type: ignore[arg-type]
+        assert samples(other, "tabserve_rows_predicted_total") == {}
