@@ -74,6 +74,7 @@ class ServiceMiddleware:
             async with asyncio.timeout(self.timeout) as deadline:
                 await self.app(scope, receive, send_with_id)
         except TimeoutError:
+            deadline = None  # expired: it can no longer be moved
             if status == 0:
                 timed_out = RequestTimedOut(self._timeout_message())
                 await self._send_error(timed_out, scope, send_with_id)
