@@ -83,11 +83,19 @@ def error_body(message: str, details: Sequence[dict[str, Any]] = ()) -> dict[str
     return body
 
 
+def shown(name: object, limit: int = 64) -> str:
+    """A client-chosen name as an error message quotes it: cut short when long, so that an
+    error about a 100 KB key is not itself 100 KB."""
+    text = str(name)
+    return text if len(text) <= limit else f"{text[:limit]}...({len(text)} characters)"
+
+
 def _location(loc: Sequence[int | str]) -> str:
     """("body", "instances", 3, "age") -> "instances[3].age", as a client would write it."""
     out = ""
     for part in loc[1:] if loc and loc[0] == "body" else loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        name = shown(part)
+        out += f"[{part}]" if isinstance(part, int) else (f".{name}" if out else name)
     return out or "body"
 
 

@@ -45,6 +45,7 @@ def configure_logging(level: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    logging.captureWarnings(True)  # library warnings come out as JSON lines too
     # uvicorn's loggers propagate to the root: its lines come out as JSON too. Its own access
     # log is off (see `python -m app`); `app.access` writes one richer line per request.
     for name in ("uvicorn", "uvicorn.error"):

@@ -45,12 +45,30 @@ def install_model_openapi(app: FastAPI, state: ServiceState, *, secured: bool = 
                 body["examples"] = [{"instances": [example_row(served.predictor.stats)]}]
                 content = schema["paths"]["/predict"]["post"]["requestBody"]["content"]
                 content["application/json"]["schema"] = body
+            _document_middleware_answers(schema)
             if secured:
                 _document_api_keys(schema)
             built_for[0] = key
         return app.openapi_schema  # type: ignore[return-value]
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+    }
+
+
+def _document_middleware_answers(schema: dict[str, Any]) -> None:
+    """The statuses the middleware may give any operation, before or around its route."""
+    for operations in schema["paths"].values():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            responses.setdefault("504", _error("No answer within REQUEST_TIMEOUT_SECONDS."))
+            if method in ("post", "put", "patch"):
+                responses.setdefault("413", _error("A body larger than MAX_BODY_BYTES."))
 
 
 _SCHEMES = {
@@ -61,10 +79,7 @@ _SCHEMES = {
 
 def _document_api_keys(schema: dict[str, Any]) -> None:
     schema.setdefault("components", {})["securitySchemes"] = _SCHEMES
-    unauthorized = {
-        "description": "No API key, or not a valid one.",
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
-    }
+    unauthorized = _error("No API key, or not a valid one.")
     for path, operations in schema["paths"].items():
         if is_open(path):
             continue

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.bundle import Decoded, Metadata, PreprocessingStats
+from app.bundle import Decoded, Metadata, NumericFeature, PreprocessingStats
 from app.errors import InvalidInput, TooManyRows
 from app.runtime import Runtime
 
@@ -44,12 +44,26 @@ class Predictor:
     def predict_columns(self, columns: Columns) -> Decoded:
         """Equal-length columns by feature name (None, NaN or inf for missing) -> predictions."""
         self.check_row_count(len(next(iter(columns.values()), ())))
-        return self.decode(self.runtime(self.stats.transform(columns)))
+        return self.decode(self.runtime(self._in_range(self.stats.transform(columns))))
 
     def encode_rows(self, rows: Sequence[Mapping[str, object]]) -> np.ndarray:
         """Rows -> the network's float32 inputs, through the bundle's own transform."""
         self.check_row_count(len(rows))
-        return self.stats.transform_rows(rows)
+        return self._in_range(self.stats.transform_rows(rows))
+
+    def _in_range(self, x: np.ndarray) -> np.ndarray:
+        """`x`, unless a value was so far from the training data that, standardised, it left
+        float32's range: the model would answer NaN, so the client hears which value it was."""
+        if np.isfinite(x).all():
+            return x
+        row, column = (int(i) for i in np.argwhere(~np.isfinite(x))[0])
+        # Only the numeric block (first in the encoding, in feature order) can overflow.
+        name = [f.name for f in self.stats.features if isinstance(f, NumericFeature)][column]
+        raise InvalidInput(
+            f"instances[{row}].{name}: too far from the training data for the model "
+            "(beyond float32 once standardised)",
+            [{"loc": f"instances[{row}].{name}", "message": "too far from the training data"}],
+        )
 
     def decode(self, outputs: np.ndarray) -> Decoded:
         return self.stats.decode(outputs)

@@ -67,10 +67,13 @@ def request_model_for(stats: PreprocessingStats) -> type[BaseModel]:
         f.name: NumberValue if isinstance(f, NumericFeature) else CategoryValue
         for f in stats.features
     }
-    row = with_config(ConfigDict(extra="forbid"))(TypedDict("Instance", fields))  # type: ignore[operator]
+    # Finite numbers only: JSON has no NaN or infinity (null is how a value goes missing), and
+    # a number too large for a float64 would otherwise arrive as infinity.
+    config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    row = with_config(config)(TypedDict("Instance", fields))  # type: ignore[operator]
     return create_model(
         "PredictRequest",
-        __config__=ConfigDict(extra="forbid"),
+        __config__=config,
         instances=(list[row], Field(min_length=1)),  # type: ignore[valid-type]
     )
 
@@ -116,3 +119,17 @@ class ErrorResponse(BaseModel):
 
     error: str
     details: list[ErrorDetail] | None = None
+
+
+_ERROR_MEANINGS = {
+    400: "The body is not JSON, or not a request this endpoint takes.",
+    404: "No such model, or not at that version.",
+    413: "A body larger than MAX_BODY_BYTES, or more rows than MAX_ROWS.",
+    422: "A row is malformed; `details` says where.",
+    503: "No model is ready.",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error statuses, each in the ErrorResponse shape."""
+    return {c: {"model": ErrorResponse, "description": _ERROR_MEANINGS[c]} for c in codes}

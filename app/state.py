@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 from pydantic import BaseModel
 
-from app.errors import ModelNotReady, NotFound
+from app.errors import ModelNotReady, NotFound, shown
 from app.inference import Batcher, Inference
 from app.predictor import Predictor
 from app.request_context import note_model
@@ -67,10 +67,10 @@ class ServiceState:
             raise ModelNotReady("model is not loaded yet or the service has stopped")
         served = self.models.get(name or self.default)
         if served is None:
-            raise NotFound(f"model {name!r} is not served; models: {', '.join(self.models)}")
+            raise NotFound(f"model {shown(name)!r} is not served; models: {', '.join(self.models)}")
         if version is not None and version != served.predictor.version:
             raise NotFound(
-                f"version {version} of model {name!r} is not served; "
+                f"version {version} of model {shown(name)!r} is not served; "
                 f"versions: {served.predictor.version}"
             )
         note_model(served.predictor.name, served.predictor.version)

@@ -292,7 +292,9 @@ class _Encoder:
         self, numeric: np.ndarray, categorical: Sequence[Sequence[object] | np.ndarray]
     ) -> np.ndarray:
         scaled: np.ndarray = numeric * self.scale + self.shift
-        missing = ~np.isfinite(scaled)  # NaN (None) and both infinities
+        # Missing: NaN (None) and both infinities in the input. A finite input too far out to
+        # standardise stays infinite, for the server to refuse rather than guess.
+        missing = ~np.isfinite(numeric)
         if missing.any():
             scaled = np.where(missing, self.scaled_fill, scaled)
         if categorical:

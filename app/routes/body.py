@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypeVar
 
 import pydantic_core
 from pydantic import BaseModel, ValidationError
 
-from app.errors import BadRequest, MalformedBody, validation_failure
+from app.errors import BadRequest, InvalidInput, MalformedBody, shown, validation_failure
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -26,6 +27,54 @@ def parse_json(raw: bytes, model: type[M]) -> M:
         raise validation_failure(exc.errors()) from None
 
 
+def reject_duplicate_features(raw: bytes, cells: int | None = None) -> None:
+    """422 when an object of a native request repeats a key.
+
+    JSON parsers keep the last of repeated keys without a word; a row with two values for one
+    feature is ambiguous, so it is refused. Every key is followed by a colon, so a valid
+    `{"instances": [...]}` body of `cells` row cells with no more than 1 + `cells` colons
+    repeats no key, and the common case costs one byte count. Only otherwise (colons inside
+    strings, or `cells` unknown) is it parsed again, keeping the pairs.
+    """
+    if cells is not None and raw.count(b":") <= 1 + cells:
+        return
+    found = _first_repeated_key(raw)
+    if found is None:
+        return
+    index, key, top = found
+    if top:
+        raise InvalidInput(f"the request body has a duplicate key {shown(key)!r}")
+    raise InvalidInput(
+        f"instances[{index}]: duplicate feature {shown(key)!r}; each may appear once per row",
+        [{"loc": f"instances[{index}].{shown(key)}", "message": "duplicate feature"}],
+    )
+
+
+def _first_repeated_key(raw: bytes) -> tuple[int, str, bool] | None:
+    """(index of the object in the order objects close, the key, whether that object is the
+    body itself) of the first key an object repeats; None when none does or the body is not
+    JSON. Rows close in order, and before the body around them, which closes last."""
+    closed = 0
+    first: tuple[int, str] | None = None
+
+    def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal closed, first
+        obj = dict(pairs)
+        if first is None and len(obj) != len(pairs):
+            seen: set[str] = set()
+            first = (closed, next(k for k, _ in pairs if k in seen or seen.add(k)))  # type: ignore[func-returns-value]
+        closed += 1
+        return obj
+
+    try:
+        json.loads(raw, object_pairs_hook=pairs_hook)
+    except (ValueError, RecursionError):
+        return None  # not JSON: the caller's own parse says so
+    if first is None:
+        return None
+    return first[0], first[1], first[0] == closed - 1
+
+
 def validated_rows(request_model: type[BaseModel], rows: object) -> list[Any]:
     """Rows built by a protocol route, checked against the model's request schema.
 
@@ -37,7 +86,11 @@ def validated_rows(request_model: type[BaseModel], rows: object) -> list[Any]:
 
 
 def json_object(raw: bytes) -> dict[str, Any]:
-    """The body as a JSON object, NaN and Infinity allowed (TF Serving's clients send them)."""
+    """The body of a protocol request as a JSON object, refusing repeated keys (400).
+
+    NaN and Infinity literals parse (TF Serving's clients send them), so that the row
+    validation can say which value is not a finite number.
+    """
     if not raw.strip():
         raise MalformedBody("request body is empty; expected a JSON object")
     try:
@@ -46,6 +99,9 @@ def json_object(raw: bytes) -> dict[str, Any]:
         raise MalformedBody(f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise BadRequest("request body must be a JSON object")
+    repeated = _first_repeated_key(raw)
+    if repeated is not None:
+        raise BadRequest(f"request body has a duplicate key {shown(repeated[1])!r} in one object")
     return body
 
 

@@ -14,20 +14,15 @@ from app.bundle import MODEL_CARD_FILE, REPORT_DIR, Decoded, Metadata
 from app.errors import InvalidInput, NotFound
 from app.predictor import Predictor
 from app.routes import tables
-from app.routes.body import documented_body, parse_json
-from app.schemas import ErrorResponse, PredictRequest, PredictResponse
+from app.routes.body import documented_body, parse_json, reject_duplicate_features
+from app.schemas import ErrorResponse, PredictRequest, PredictResponse, error_responses
 from app.state import current_predictor, service_state
 
 router = APIRouter(tags=["prediction"])
 
 CurrentPredictor = Annotated[Predictor, Depends(current_predictor)]
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorResponse, "description": "The body is not JSON."},
-    413: {"model": ErrorResponse, "description": "More rows than MAX_ROWS."},
-    422: {"model": ErrorResponse, "description": "A row is malformed; `details` says where."},
-    503: {"model": ErrorResponse, "description": "No model is ready."},
-}
+_ERRORS = error_responses(400, 413, 422, 503)
 
 
 async def predict(request: Request) -> Response:
@@ -44,7 +39,12 @@ async def predict(request: Request) -> Response:
         try:
             rows = parse_json(raw, served.request_model).instances  # type: ignore[attr-defined]
         except InvalidInput as failure:
+            # A repeated key explains a failure better than what it did to the row, and the
+            # body may be pandas' split JSON instead.
+            reject_duplicate_features(raw)
             rows = tables.split_rows(raw, served.request_model, failure)
+        else:
+            reject_duplicate_features(raw, len(rows) * len(served.predictor.features))
     decoded = await served.inference.predict_rows(rows)
     if tables.wants_csv(request.headers.get("accept", "")):
         answer = tables.csv_answer(decoded, served.predictor.metadata.classes)
@@ -107,7 +107,7 @@ def json_response(body: dict[str, Any]) -> Response:
     )
 
 
-@router.get("/model", responses={503: _ERRORS[503]})
+@router.get("/model", responses=error_responses(503))
 def model_metadata(predictor: CurrentPredictor) -> Metadata:
     """The loaded bundle's metadata: features, test metrics against baselines, provenance."""
     return predictor.metadata
@@ -116,7 +116,10 @@ def model_metadata(predictor: CurrentPredictor) -> Metadata:
 @router.get(
     "/model/report",
     response_class=HTMLResponse,
-    responses={404: {"model": ErrorResponse}, 503: _ERRORS[503]},
+    responses={
+        **error_responses(503),
+        404: {"model": ErrorResponse, "description": "The bundle has no model card."},
+    },
 )
 def model_report(predictor: CurrentPredictor) -> HTMLResponse:
     """The bundle's model card: data summary, metrics against baselines, and plots."""

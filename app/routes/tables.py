@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from typing import Any
 
 import pydantic_core
@@ -34,6 +35,7 @@ def split_rows(raw: bytes, request_model: type[BaseModel], failure: ServiceError
     columns, data = body["columns"], body["data"]
     if not (isinstance(columns, list) and isinstance(data, list)):
         raise InvalidInput("'columns' and 'data' must be lists")
+    _unique_columns(columns, "columns")
     for i, row in enumerate(data):
         if not isinstance(row, list) or len(row) != len(columns):
             raise InvalidInput(f"data[{i}] must be a list of {len(columns)} values, one per column")
@@ -52,6 +54,7 @@ def csv_rows(raw: bytes, stats: PreprocessingStats, request_model: type[BaseMode
     if not header:
         raise MalformedBody("CSV body is empty; expected a header row and data rows")
     header = [h.strip() for h in header]
+    _unique_columns(header, "the CSV header")
     numeric = {f.name for f in stats.features if isinstance(f, NumericFeature)}
     rows = []
     for line, cells in enumerate(reader, start=2):
@@ -92,9 +95,20 @@ def _number(cell: str, line: int, name: str) -> float | None:
     if text.lower() in _MISSING:
         return None
     try:
-        return float(text)
+        number = float(text)
     except ValueError:
         raise InvalidInput(f"CSV line {line}, column {name}: {cell!r} is not a number") from None
+    # As in training: an infinite cell is a missing one.
+    return number if math.isfinite(number) else None
+
+
+def _unique_columns(names: list[Any], where: str) -> None:
+    seen: set[Any] = set()
+    for name in names:
+        if name in seen:
+            raise InvalidInput(f"{where} names column {name!r} more than once")
+        if isinstance(name, str | int | float | bool) or name is None:
+            seen.add(name)
 
 
 def _validated(rows: list[dict[str, Any]], request_model: type[BaseModel]) -> list[Any]:

@@ -7,16 +7,17 @@ Errors are `{"error": "..."}`: 400 for a bad request, 404 for an unknown model o
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.bundle import Decoded, NumericFeature
-from app.errors import BadRequest, validation_failure
+from app.errors import BadRequest, InvalidInput, validation_failure
+from app.routes.addressing import add_model_route
 from app.routes.body import json_object, validated_rows
 from app.routes.predict import json_response
+from app.schemas import error_responses
 from app.state import ServedModel, service_state
 
 router = APIRouter(prefix="/v1/models", tags=["TF Serving REST API"])
@@ -149,7 +150,10 @@ async def _predict(served: ServedModel, body: dict[str, Any], key: str) -> Decod
             error.message.replace("instances", key),
             [{**d, "loc": d["loc"].replace("instances", key, 1)} for d in error.details],
         ) from None
-    return await served.inference.predict_rows(valid)
+    try:
+        return await served.inference.predict_rows(valid)
+    except InvalidInput as exc:  # a value the model cannot take: the protocol's 400
+        raise BadRequest(exc.message.replace("instances", key, 1), exc.details) from None
 
 
 def _named(row: object, index: int, features: list[str]) -> object:
@@ -164,15 +168,31 @@ def _named(row: object, index: int, features: list[str]) -> object:
     return dict(zip(features, row, strict=True))
 
 
-def _both(verb: str, endpoint: Callable[..., Any], method: str = "POST") -> None:
-    """Register `endpoint` with and without the version, as TF Serving addresses models."""
-    suffix = f":{verb}" if method == "POST" else (f"/{verb}" if verb else "")
-    for path in (f"/{{name}}{suffix}", f"/{{name}}/versions/{{version}}{suffix}"):
-        router.add_api_route(path, endpoint, methods=[method])
+class PredictBody(BaseModel):
+    """TF Serving's predict request: rows (`instances`) or columns (`inputs`), not both."""
+
+    model_config = ConfigDict(extra="allow")
+    signature_name: str | None = None
+    instances: list[Any] | None = Field(None, description="Rows: objects by feature, or lists")
+    inputs: dict[str, list[Any]] | list[Any] | None = Field(
+        None, description="Columns: a list of values per feature"
+    )
 
 
-_both("predict", predict)
-_both("regress", regress)
-_both("classify", classify)
-_both("metadata", metadata, "GET")
-_both("", status, "GET")
+class ExamplesBody(BaseModel):
+    """TF Serving's regress and classify request: examples, with optional shared context."""
+
+    model_config = ConfigDict(extra="allow")
+    signature_name: str | None = None
+    examples: list[dict[str, Any]]
+    context: dict[str, Any] | None = Field(None, description="Features shared by every example")
+
+
+_CALLS = error_responses(400, 404, 413, 422, 503)
+_LOOKUPS = error_responses(404, 422, 503)
+
+add_model_route(router, "/{name}:predict", predict, "POST", responses=_CALLS, body=PredictBody)
+add_model_route(router, "/{name}:regress", regress, "POST", responses=_CALLS, body=ExamplesBody)
+add_model_route(router, "/{name}:classify", classify, "POST", responses=_CALLS, body=ExamplesBody)
+add_model_route(router, "/{name}/metadata", metadata, "GET", responses=_LOOKUPS)
+add_model_route(router, "/{name}", status, "GET", responses=_LOOKUPS)

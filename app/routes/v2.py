@@ -8,16 +8,17 @@ tensor per feature named after it with shape [N]; `data` flat or nested, row-maj
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.bundle import NumericFeature
-from app.errors import BadRequest
+from app.errors import BadRequest, InvalidInput, shown
+from app.routes.addressing import add_model_route
 from app.routes.body import json_object, validated_rows
 from app.routes.predict import json_response
+from app.schemas import error_responses
 from app.state import ServedModel, service_state
 
 router = APIRouter(prefix="/v2", tags=["Open Inference Protocol v2"])
@@ -34,7 +35,7 @@ async def live() -> dict[str, bool]:
     return {"live": True}
 
 
-@router.get("/health/ready")
+@router.get("/health/ready", responses=error_responses(503))
 async def ready(request: Request) -> dict[str, bool]:
     service_state(request).require_ready()  # 503 until every model is loaded, and draining
     return {"ready": True}
@@ -74,7 +75,10 @@ async def infer(request: Request, name: str, version: int | None = None) -> Resp
     served = service_state(request).require(name, version)
     body = json_object(await request.body())
     rows = _rows(served, body.get("inputs"))
-    decoded = await served.inference.predict_rows(rows)
+    try:
+        decoded = await served.inference.predict_rows(rows)
+    except InvalidInput as exc:  # a value the model cannot take: the protocol's 400
+        raise BadRequest(exc.message, exc.details) from None
     n = len(decoded.values)
     if decoded.probabilities is None:
         tensors: dict[str, dict[str, Any]] = {
@@ -123,7 +127,7 @@ def _rows(served: ServedModel, inputs: object) -> list[dict[str, Any]]:
     else:
         if unknown := sorted(str(t) for t in set(tensors) - set(features)):
             raise BadRequest(
-                f"unknown inputs: {', '.join(map(str, unknown))}; inputs: {', '.join(features)}"
+                f"unknown inputs: {', '.join(map(shown, unknown))}; inputs: {', '.join(features)}"
             )
         if missing := [f for f in features if f not in tensors]:
             raise BadRequest(f"missing inputs: {', '.join(missing)}")
@@ -199,17 +203,39 @@ def _wanted_outputs(requested: object, tensors: dict[str, Any]) -> list[str]:
     names = [o.get("name") for o in requested]
     if unknown := [n for n in names if n not in tensors]:
         raise BadRequest(
-            f"unknown outputs: {', '.join(map(str, unknown))}; outputs: {', '.join(tensors)}"
+            f"unknown outputs: {', '.join(map(shown, unknown))}; outputs: {', '.join(tensors)}"
         )
     return [str(n) for n in names]
 
 
-def _both(suffix: str, endpoint: Callable[..., Any], method: str) -> None:
-    """Register `endpoint` with and without the version, as the protocol addresses models."""
-    for path in (f"/models/{{name}}{suffix}", f"/models/{{name}}/versions/{{version}}{suffix}"):
-        router.add_api_route(path, endpoint, methods=[method])
+class InputTensor(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(description="A feature's name, or any name for one (n, features) matrix")
+    shape: list[int]
+    datatype: str = Field(description="FP32, FP64, INT64, ... or BYTES for categories")
+    data: list[Any] = Field(description="Row-major values, flat or nested")
+    parameters: dict[str, Any] | None = None
 
 
-_both("", model_metadata, "GET")
-_both("/ready", model_ready, "GET")
-_both("/infer", infer, "POST")
+class RequestedOutput(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str
+    parameters: dict[str, Any] | None = None
+
+
+class InferBody(BaseModel):
+    """An Open Inference Protocol v2 inference request (JSON tensors)."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+    inputs: list[InputTensor]
+    outputs: list[RequestedOutput] | None = None
+
+
+_LOOKUPS = error_responses(404, 422, 503)
+_CALLS = error_responses(400, 404, 413, 422, 503)
+
+add_model_route(router, "/models/{name}", model_metadata, "GET", responses=_LOOKUPS)
+add_model_route(router, "/models/{name}/ready", model_ready, "GET", responses=_LOOKUPS)
+add_model_route(router, "/models/{name}/infer", infer, "POST", responses=_CALLS, body=InferBody)
