@@ -23,23 +23,41 @@ ALL = (LITERT, SAVEDMODEL, *BATCHING, NOOP, RAW, KERAS, FASTAPI_SAVEDMODEL)
 """Every server, in the order each round runs them."""
 
 
+def service_spec(
+    model_root: Path,
+    model_name: str,
+    runtime: str,
+    *,
+    name: str = "",
+    description: str = "",
+    batching: str = "on",
+    log_level: str = "warning",
+    env: dict[str, str] | None = None,
+) -> ServerSpec:
+    """Our service, `python -m app`, on loopback with the given runtime and settings."""
+    return ServerSpec(
+        name=name or f"service-{runtime}",
+        description=description or f"python -m app, MODEL_RUNTIME={runtime}",
+        args=["-m", "app"],
+        env={
+            "MODEL_DIR": str(model_root),
+            "MODEL_NAME": model_name,
+            "MODEL_RUNTIME": runtime,
+            "BATCHING": batching,
+            "PORT": "{port}",
+            "HOST": HOST,
+            "LOG_LEVEL": log_level,
+            **(env or {}),
+        },
+    )
+
+
 def server_specs(model_root: Path, model_name: str, version_dir: Path) -> dict[str, ServerSpec]:
     """How to start each server on the trained bundle."""
 
     def service(runtime: str, description: str, batching: str = "on", name: str = "") -> ServerSpec:
-        return ServerSpec(
-            name=name or f"service-{runtime}",
-            description=description,
-            args=["-m", "app"],
-            env={
-                "MODEL_DIR": str(model_root),
-                "MODEL_NAME": model_name,
-                "MODEL_RUNTIME": runtime,
-                "BATCHING": batching,
-                "PORT": "{port}",
-                "HOST": HOST,
-                "LOG_LEVEL": "warning",
-            },
+        return service_spec(
+            model_root, model_name, runtime, name=name, description=description, batching=batching
         )
 
     def reference(module: str, description: str, *, checks: bool = True) -> ServerSpec:

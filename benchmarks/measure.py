@@ -68,9 +68,11 @@ def measure_round(spec: ServerSpec, plan: Plan, pinning: Pinning, log_dir: Path)
 def _measure(server: ServerProcess, plan: Plan, pinning: Pinning, record: dict[str, Any]) -> None:
     name = server.spec.name
     record["ready_s"] = server.wait_ready()
-    record["readyz"] = _readyz(server.port)
+    record["readyz"] = readyz_body(server.port)
     logger.info("%s ready in %.2f s", name, record["ready_s"])
-    record["check"] = _check(server, plan)
+    record["check"] = check_answers(
+        server, [(1, plan.single_body), (plan.batch_rows, plan.batch_body)]
+    )
     driver = _Driver(server, plan, pinning.prefix(pinning.client_cpu))
     record["drain_s"] = driver.drained
     driver.load(plan.single(max(plan.concurrencies), plan.warmup_seconds))
@@ -130,7 +132,8 @@ class _Driver:
         return self.load(replace(what, seconds=seconds))
 
 
-def _readyz(port: int) -> Any:
+def readyz_body(port: int) -> Any:
+    """The JSON `/readyz` answers (or its status and text if it is not JSON)."""
     status, body = request(port, "GET", "/readyz")
     try:
         return json.loads(body)
@@ -138,10 +141,11 @@ def _readyz(port: int) -> Any:
         return {"status": status, "body": body.decode(errors="replace")[:200]}
 
 
-def _check(server: ServerProcess, plan: Plan) -> dict[str, Any]:
-    """POST each body once: a 200 with one prediction per row (where the server predicts)."""
+def check_answers(server: ServerProcess, bodies: list[tuple[int, Path]]) -> dict[str, Any]:
+    """POST each (rows, body) once: a 200 with one prediction per row (where the server
+    predicts)."""
     check: dict[str, Any] = {"ok": True, "problems": []}
-    for rows, body in ((1, plan.single_body), (plan.batch_rows, plan.batch_body)):
+    for rows, body in bodies:
         status, answer = request(server.port, "POST", "/predict", body.read_bytes(), timeout=60)
         problem = None
         if status != 200:

@@ -124,11 +124,22 @@ class ServerProcess:
 
     def rss_mb(self) -> float:
         """Resident memory (VmRSS) in MiB."""
+        return self._status_number("VmRSS") / 1024
+
+    def threads(self) -> int:
+        """Threads of the server process."""
+        return self._status_number("Threads")
+
+    def open_files(self) -> int:
+        """File descriptors the server process holds (sockets included)."""
+        return len(list(Path(f"/proc/{self.proc.pid}/fd").iterdir()))
+
+    def _status_number(self, key: str) -> int:
         status = Path(f"/proc/{self.proc.pid}/status").read_text(encoding="ascii")
         for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        raise ServerFailed(f"{self.spec.name}: no VmRSS in /proc/{self.proc.pid}/status")
+            if line.startswith(f"{key}:"):
+                return int(line.split()[1])
+        raise ServerFailed(f"{self.spec.name}: no {key} in /proc/{self.proc.pid}/status")
 
     def cpu_seconds(self) -> float:
         """User plus system CPU time the server has used so far (all its threads)."""

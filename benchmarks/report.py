@@ -106,11 +106,17 @@ def targets_table(targets: list[Target]) -> str:
     return _render(header, rows)
 
 
-def write_json(record: dict[str, Any], directory: Path, stamp: str) -> list[Path]:
-    """`latest.json` and `benchmark-<UTC stamp>.json` in `directory`, same content."""
+def write_json(
+    record: dict[str, Any],
+    directory: Path,
+    stamp: str,
+    prefix: str = "benchmark",
+    latest_name: str = "latest.json",
+) -> list[Path]:
+    """`<latest_name>` and `<prefix>-<UTC stamp>.json` in `directory`, same content."""
     directory.mkdir(parents=True, exist_ok=True)
-    stamped = directory / f"benchmark-{stamp}.json"
+    stamped = directory / f"{prefix}-{stamp}.json"
     stamped.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    latest = directory / "latest.json"
+    latest = directory / latest_name
     shutil.copyfile(stamped, latest)
     return [latest, stamped]
