@@ -83,7 +83,9 @@ def test_empty_instances(client: TestClient) -> None:
 def test_more_rows_than_the_limit(client: TestClient) -> None:
     response = client.post("/predict", json={"instances": [row()] * 101})
     assert response.status_code == 413
-    assert response.json() == {"error": "101 rows sent; at most 100 are accepted per request (MAX_ROWS)"}
+    assert response.json() == {
+        "error": "101 rows sent; at most 100 are accepted per request (MAX_ROWS)"
+    }
     assert client.post("/predict", json={"instances": [row()] * 100}).status_code == 200
 
 
