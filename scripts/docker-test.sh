@@ -42,3 +42,20 @@ docker compose -p "$project" exec -T api id
 docker compose -p "$project" exec -T api python -c "import importlib.util as u; print('tensorflow installed in api:', u.find_spec('tensorflow') is not None)"
 curl -fsS "http://127.0.0.1:$port/readyz"
 echo
+curl -fsS "http://127.0.0.1:$port/metrics" | grep '^tabserve_model_info'
+docker compose -p "$project" exec -T api sh -c 'touch /app/probe 2>&1 || true'  # read-only root
+# A new version published into ./models is picked up by the running api (MODEL_POLL_SECONDS).
+cp -a models/default/1 models/default/.partial-2
+sed -i 's/"version": *1/"version": 2/' models/default/.partial-2/metadata.json
+mv models/default/.partial-2 models/default/2
+for _ in $(seq 1 30); do
+  curl -fsS "http://127.0.0.1:$port/readyz" | grep -q '"model_version":2' && break
+  sleep 1
+done
+curl -fsS "http://127.0.0.1:$port/readyz"
+echo
+# SIGTERM drains and exits 0.
+container=$(docker compose -p "$project" ps -q api)
+docker compose -p "$project" stop -t 30 api
+echo "api exit status after stop: $(docker inspect --format '{{.State.ExitCode}}' "$container")"
+test "$(docker inspect --format '{{.State.ExitCode}}' "$container")" = 0
