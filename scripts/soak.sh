@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ -x scripts/setup.sh ]; then
-  scripts/setup.sh train,dev
+  scripts/setup.sh dev
 fi
 if ! command -v wrk >/dev/null 2>&1; then
   echo "installing wrk" >&2
