@@ -77,6 +77,9 @@ def create_app(
         summary="Predictions from a tabular TensorFlow model bundle.",
         version="0.1.0",
         lifespan=lifespan,
+        # FastAPI's OpenTelemetry hooks look providers up on every request (several
+        # microseconds); the service exports Prometheus metrics of its own instead.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.service = state
     app.state.metrics = telemetry

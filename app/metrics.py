@@ -60,7 +60,7 @@ class Metrics:
             "tabserve_http_requests_in_flight",
             "HTTP requests being answered now.",
             registry=registry,
-        )
+        )  # the middleware sets a function that counts them when scraped
         self.rows = Counter(
             "tabserve_rows_predicted",
             "Rows predicted, by model.",
@@ -89,6 +89,7 @@ class Metrics:
         )
         self._served: dict[str, tuple[str, str, str]] = {}
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._rows_children: dict[str, Counter] = {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         key = (route, method, status)
@@ -103,7 +104,10 @@ class Metrics:
         children[1].observe(seconds)
 
     def observe_rows(self, model: str, rows: int) -> None:
-        self.rows.labels(model).inc(rows)
+        child = self._rows_children.get(model)
+        if child is None:
+            child = self._rows_children[model] = self.rows.labels(model)
+        child.inc(rows)
 
     def observe_load(self, model: str, kind: str, *, ok: bool) -> None:
         self.loads.labels(model, kind, "success" if ok else "failure").inc()

@@ -2,29 +2,41 @@
 and the access log line.
 
 A plain ASGI middleware rather than Starlette's BaseHTTPMiddleware, which would wrap every
-request and response in extra tasks and streams; this costs a few microseconds a request.
+request and response in extra tasks and streams. Everything here runs for every request, so
+it is kept to a few microseconds: no per-request timer (one sweep a tick finds late requests),
+no gauge updates (in-flight is counted when scraped), no logging records (see AccessLog).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import re
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api_keys import ApiKeys, is_open
 from app.errors import BodyTooLarge, RequestTimedOut, ServiceError, as_service_error, error_response
-from app.logs import access_logger
+from app.logs import AccessLog
 from app.metrics import Metrics
 from app.request_context import RequestInfo, current
 
 # A client's request id is echoed in a header and logged: accept only what cannot break either.
 _REQUEST_ID = re.compile(rb"[\x21-\x7e]{1,128}")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+@dataclass(slots=True)
+class _Flight:
+    """A request being answered, as the timeout sweep sees it."""
+
+    task: asyncio.Task[Any]
+    deadline: float
+    answering: bool = False
+    timed_out: bool = False
 
 
 class ServiceMiddleware:
@@ -42,6 +54,12 @@ class ServiceMiddleware:
         self.api_keys = api_keys
         self.max_body_bytes = max_body_bytes
         self.timeout = timeout
+        self.access_log = AccessLog()
+        self._flights: dict[int, _Flight] = {}
+        self._sweeping: asyncio.AbstractEventLoop | None = None
+        # Late requests are found within a tenth of the timeout (at most a second) of it.
+        self._tick = min(1.0, timeout / 10)
+        metrics.in_flight.set_function(lambda: len(self._flights))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -51,19 +69,17 @@ class ServiceMiddleware:
         request_id, length, chunked = _read_headers(scope["headers"])
         info = RequestInfo(request_id.decode())
         token = current.set(info)
+        flight = self._take_off()
         status = 0
-        deadline: asyncio.Timeout | None = None
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                flight.answering = True  # from here on the answer is let finish
                 message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id)]
-                if deadline is not None:
-                    deadline.reschedule(None)  # answering has begun: let it finish
             await send(message)
 
-        self.metrics.in_flight.inc()
         try:
             if self.api_keys.enabled and not is_open(scope["path"]):
                 self.api_keys.check(scope["headers"])
@@ -71,13 +87,15 @@ class ServiceMiddleware:
                 raise self._too_large()
             if chunked:
                 receive = await self._buffer_body(receive)
-            async with asyncio.timeout(self.timeout) as deadline:
-                await self.app(scope, receive, send_with_id)
-        except TimeoutError:
-            deadline = None  # expired: it can no longer be moved
-            if status == 0:
-                timed_out = RequestTimedOut(self._timeout_message())
-                await self._send_error(timed_out, scope, send_with_id)
+            await self.app(scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            if not flight.timed_out:
+                raise  # the client or the server went away: not ours to answer
+            flight.task.uncancel()
+            timed_out = RequestTimedOut(
+                f"no answer within {self.timeout:g} s (REQUEST_TIMEOUT_SECONDS)"
+            )
+            await self._send_error(timed_out, scope, send_with_id)
         except Exception as exc:
             # Errors a route raises are rendered by the app's handler; what reaches here was
             # raised before routing (keys, limits) or escaped every handler (a bug, logged).
@@ -85,9 +103,33 @@ class ServiceMiddleware:
                 raise
             await self._send_error(as_service_error(exc), scope, send_with_id)
         finally:
-            self.metrics.in_flight.dec()
+            del self._flights[id(flight)]
             current.reset(token)
             self._record(scope, info, status or 500, time.perf_counter() - started)
+
+    def _take_off(self) -> _Flight:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None  # noqa: S101 (an ASGI request always runs in a task)
+        flight = _Flight(task, loop.time() + self.timeout)
+        self._flights[id(flight)] = flight
+        if self._sweeping is not loop:
+            self._sweeping = loop
+            loop.call_later(self._tick, self._sweep, loop)
+        return flight
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Cancel the requests past their deadline that have not begun answering; runs every
+        tick while any request is in flight."""
+        now = loop.time()
+        for flight in list(self._flights.values()):
+            if now >= flight.deadline and not (flight.answering or flight.timed_out):
+                flight.timed_out = True
+                flight.task.cancel()
+        if self._flights:
+            loop.call_later(self._tick, self._sweep, loop)
+        else:
+            self._sweeping = None
 
     async def _send_error(self, error: ServiceError, scope: Scope, send: Send) -> None:
         async def no_body() -> Message:
@@ -99,9 +141,6 @@ class ServiceMiddleware:
         return BodyTooLarge(
             f"request body is larger than {self.max_body_bytes} bytes (MAX_BODY_BYTES)"
         )
-
-    def _timeout_message(self) -> str:
-        return f"no answer within {self.timeout:g} s (REQUEST_TIMEOUT_SECONDS)"
 
     async def _buffer_body(self, receive: Receive) -> Receive:
         """Read a body sent without Content-Length, refusing it once it passes the limit."""
@@ -131,32 +170,23 @@ class ServiceMiddleware:
         self.metrics.observe_request(template, method, status, seconds)
         if info.rows and info.model_name is not None:
             self.metrics.observe_rows(info.model_name, info.rows)
-        if access_logger.isEnabledFor(logging.INFO):
-            access_logger.info(
-                "%s %s %d",
-                method,
-                template,
-                status,
-                extra=_access_fields(scope, info, template, status, seconds),
+        if self.access_log.enabled():
+            client = scope.get("client")
+            self.access_log.write(
+                f"{method} {template} {status}",
+                {
+                    "request_id": info.request_id,
+                    "method": scope["method"],
+                    "route": template,
+                    "path": scope["path"][:256],
+                    "status": status,
+                    "latency_ms": round(seconds * 1000, 3),
+                    "rows": info.rows,
+                    "model_name": info.model_name,
+                    "model_version": info.model_version,
+                    "client": client[0] if client else None,
+                },
             )
-
-
-def _access_fields(
-    scope: Scope, info: RequestInfo, route: str, status: int, seconds: float
-) -> dict[str, Any]:
-    client = scope.get("client")
-    return {
-        "request_id": info.request_id,
-        "method": scope["method"],
-        "route": route,
-        "path": scope["path"][:256],
-        "status": status,
-        "latency_ms": round(seconds * 1000, 3),
-        "rows": info.rows,
-        "model_name": info.model_name,
-        "model_version": info.model_version,
-        "client": client[0] if client else None,
-    }
 
 
 def _read_headers(headers: list[tuple[bytes, bytes]]) -> tuple[bytes, int | None, bool]:

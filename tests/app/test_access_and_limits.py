@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from app.api_keys import ApiKeyError, read_api_keys
 from app.factory import create_app
 from app.loading import load_predictor
+from app.logs import configure_logging
 from app.runtime import Runtime
 from tests.conftest import serve, settings_for
 
@@ -73,13 +74,20 @@ def test_a_keyed_prediction_is_the_same_prediction(keyed: TestClient, client: Te
 
 
 def test_keys_never_reach_logs_or_metrics(
-    keyed: TestClient, caplog: pytest.LogCaptureFixture
+    keyed: TestClient, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    with caplog.at_level("DEBUG"):
-        keyed.post("/predict", json=BODY, headers={"X-API-Key": KEYS[0]})
-        keyed.post("/predict", json=BODY, headers={"X-API-Key": "wrong-key-guess"})
+    configure_logging("debug")
+    try:
+        with caplog.at_level("DEBUG"):
+            keyed.post("/predict", json=BODY, headers={"X-API-Key": KEYS[0]})
+            keyed.post("/predict", json=BODY, headers={"X-API-Key": "wrong-key-guess"})
+        written = capfd.readouterr().err
+    finally:
+        configure_logging("warning")
+    assert '"status":401' in written  # the access lines were written, without the keys
     scraped = keyed.get("/metrics").text
     for secret in (*KEYS, "wrong-key-guess"):
+        assert secret not in written
         assert secret not in caplog.text
         assert secret not in scraped
         assert all(secret not in str(r.__dict__) for r in caplog.records)

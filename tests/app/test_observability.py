@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import re
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.logs import JsonFormatter, access_logger, configure_logging
+from app.logs import configure_logging
 
 # A value no log line may contain: features are never logged.
 SECRET_VALUE = 0.0123456789
@@ -50,17 +51,27 @@ def test_errors_carry_the_request_id_too(client: TestClient) -> None:
     assert response.headers["x-request-id"] == "r-1"
 
 
+def access_lines(capfd: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    """The access log lines written to stderr since the last call."""
+    lines = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line]
+    return [line for line in lines if line["logger"] == "app.access"]
+
+
 def test_one_json_line_per_request_without_feature_values(
-    client: TestClient, caplog: pytest.LogCaptureFixture
+    client: TestClient, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="app.access"):
+    configure_logging("info")
+    try:
+        access_lines(capfd)
         client.post("/predict", json={"instances": [ROW, ROW]}, headers={"X-Request-ID": "r-7"})
         client.get("/nowhere")
-    records = [r for r in caplog.records if r.name == "app.access"]
-    assert len(records) == 2
-    lines = [json.loads(JsonFormatter().format(r)) for r in records]
-    predicted, missing = lines
+        written = capfd.readouterr().err
+    finally:
+        configure_logging("warning")
+    lines = [json.loads(line) for line in written.splitlines()]
+    predicted, missing = (line for line in lines if line["logger"] == "app.access")
     assert predicted["time"].endswith("Z")
+    assert predicted["level"] == "info"
     assert {k: predicted[k] for k in ("request_id", "method", "route", "status", "rows")} == {
         "request_id": "r-7",
         "method": "POST",
@@ -71,18 +82,27 @@ def test_one_json_line_per_request_without_feature_values(
     assert (predicted["model_name"], predicted["model_version"]) == ("diabetes", 1)
     assert predicted["latency_ms"] > 0
     assert (missing["route"], missing["status"], missing["rows"]) == ("unmatched", 404, 0)
-    assert str(SECRET_VALUE) not in caplog.text
-    assert all(str(SECRET_VALUE) not in JsonFormatter().format(r) for r in caplog.records)
+    assert str(SECRET_VALUE) not in written
 
 
-def test_log_level_warning_turns_the_access_log_off() -> None:
+def test_other_log_lines_are_json_too(capfd: pytest.CaptureFixture[str]) -> None:
+    configure_logging("info")
     try:
-        configure_logging("warning")
-        assert not access_logger.isEnabledFor(logging.INFO)
-        configure_logging("info")
-        assert access_logger.isEnabledFor(logging.INFO)
+        logging.getLogger("uvicorn.error").info("Started server process [%d]", 42)
+        line = json.loads(capfd.readouterr().err.strip())
     finally:
         configure_logging("warning")
+    assert (line["level"], line["logger"]) == ("info", "uvicorn.error")
+    assert line["message"] == "Started server process [42]"
+
+
+def test_log_level_warning_turns_the_access_log_off(
+    client: TestClient, capfd: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("warning")
+    access_lines(capfd)
+    client.post("/predict", json={"instances": [ROW]})
+    assert access_lines(capfd) == []
 
 
 def test_metrics_count_requests_rows_batches_and_models(client: TestClient) -> None:
