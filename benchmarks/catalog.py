@@ -9,6 +9,7 @@ from benchmarks.process import HOST, ServerSpec
 LITERT = "service-litert"
 SAVEDMODEL = "service-savedmodel"
 LITERT_UNBATCHED = "service-litert-unbatched"
+LITERT_LOGGED = "service-litert-logged"
 SAVEDMODEL_UNBATCHED = "service-savedmodel-unbatched"
 NOOP = "fastapi-noop"
 RAW = "raw-asgi"
@@ -19,7 +20,7 @@ SERVICES = (LITERT, SAVEDMODEL)
 """Our service; the targets hold for the first, with default settings."""
 BATCHING = (LITERT_UNBATCHED, SAVEDMODEL_UNBATCHED)
 """Our service with batching off (it is on by default): what does batching buy?"""
-ALL = (LITERT, SAVEDMODEL, *BATCHING, NOOP, RAW, KERAS, FASTAPI_SAVEDMODEL)
+ALL = (LITERT, LITERT_LOGGED, SAVEDMODEL, *BATCHING, NOOP, RAW, KERAS, FASTAPI_SAVEDMODEL)
 """Every server, in the order each round runs them."""
 
 
@@ -55,9 +56,17 @@ def service_spec(
 def server_specs(model_root: Path, model_name: str, version_dir: Path) -> dict[str, ServerSpec]:
     """How to start each server on the trained bundle."""
 
-    def service(runtime: str, description: str, batching: str = "on", name: str = "") -> ServerSpec:
+    def service(
+        runtime: str, description: str, batching: str = "on", name: str = "", log: str = "warning"
+    ) -> ServerSpec:
         return service_spec(
-            model_root, model_name, runtime, name=name, description=description, batching=batching
+            model_root,
+            model_name,
+            runtime,
+            name=name,
+            description=description,
+            batching=batching,
+            log_level=log,
         )
 
     def reference(module: str, description: str, *, checks: bool = True) -> ServerSpec:
@@ -82,6 +91,12 @@ def server_specs(model_root: Path, model_name: str, version_dir: Path) -> dict[s
 
     specs = [
         service("litert", "python -m app, MODEL_RUNTIME=litert"),
+        service(
+            "litert",
+            "MODEL_RUNTIME=litert, LOG_LEVEL=info: a JSON access line per request, to a file",
+            name=LITERT_LOGGED,
+            log="info",
+        ),
         service("savedmodel", "python -m app, MODEL_RUNTIME=savedmodel"),
         service("litert", "MODEL_RUNTIME=litert, BATCHING=off", "off", LITERT_UNBATCHED),
         service(
