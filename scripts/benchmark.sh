@@ -2,6 +2,7 @@
 # Benchmark the service against reference servers on this machine (loopback only).
 # Usage: scripts/benchmark.sh [--quick] [--servers a,b] [--concurrency 16,64] [--duration N] ...
 # Prints a table and the ratios to the targets; writes benchmarks/results/latest.json.
+# `scripts/benchmark.sh soak [...]` runs the soak instead (scripts/soak.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,4 +16,9 @@ if ! command -v wrk >/dev/null 2>&1; then
     apt-get install -y wrk >&2
   fi
 fi
-exec .venv/bin/python -m benchmarks.run "$@"
+module=benchmarks.run
+if [ "${1:-}" = soak ]; then
+  module=benchmarks.soak
+  shift
+fi
+exec .venv/bin/python -m "$module" "$@"
