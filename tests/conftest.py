@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ from fastapi.testclient import TestClient
 from sklearn.datasets import load_diabetes
 
 from app.factory import create_app
+from app.logs import configure_logging
 from app.settings import Settings
 
 SEED = 7
@@ -127,6 +130,21 @@ def model_root(
 @pytest.fixture(scope="session")
 def version_dir(model_root: Path) -> Path:
     return model_root / "diabetes" / "1"
+
+
+@contextmanager
+def service_logging(level: str) -> Iterator[None]:
+    """The service's JSON logging at `level` for the block, then the test run's own again (so
+    that no later test logs into a stream this one's capture has closed)."""
+    root = logging.getLogger()
+    handlers, root_level = root.handlers[:], root.level
+    configure_logging(level)
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(root_level)
+        logging.captureWarnings(False)
 
 
 def settings_for(model_root: Path, name: str = "diabetes", **overrides: object) -> Settings:

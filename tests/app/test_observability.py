@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.logs import configure_logging
+from tests.conftest import service_logging
 
 # A value no log line may contain: features are never logged.
 SECRET_VALUE = 0.0123456789
@@ -60,14 +60,11 @@ def access_lines(capfd: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
 def test_one_json_line_per_request_without_feature_values(
     client: TestClient, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    configure_logging("info")
-    try:
+    with service_logging("info"):
         access_lines(capfd)
         client.post("/predict", json={"instances": [ROW, ROW]}, headers={"X-Request-ID": "r-7"})
         client.get("/nowhere")
         written = capfd.readouterr().err
-    finally:
-        configure_logging("warning")
     lines = [json.loads(line) for line in written.splitlines()]
     predicted, missing = (line for line in lines if line["logger"] == "app.access")
     assert predicted["time"].endswith("Z")
@@ -86,12 +83,9 @@ def test_one_json_line_per_request_without_feature_values(
 
 
 def test_other_log_lines_are_json_too(capfd: pytest.CaptureFixture[str]) -> None:
-    configure_logging("info")
-    try:
+    with service_logging("info"):
         logging.getLogger("uvicorn.error").info("Started server process [%d]", 42)
         line = json.loads(capfd.readouterr().err.strip())
-    finally:
-        configure_logging("warning")
     assert (line["level"], line["logger"]) == ("info", "uvicorn.error")
     assert line["message"] == "Started server process [42]"
 
@@ -99,10 +93,10 @@ def test_other_log_lines_are_json_too(capfd: pytest.CaptureFixture[str]) -> None
 def test_log_level_warning_turns_the_access_log_off(
     client: TestClient, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    configure_logging("warning")
-    access_lines(capfd)
-    client.post("/predict", json={"instances": [ROW]})
-    assert access_lines(capfd) == []
+    with service_logging("warning"):
+        access_lines(capfd)
+        client.post("/predict", json={"instances": [ROW]})
+        assert access_lines(capfd) == []
 
 
 def test_metrics_count_requests_rows_batches_and_models(client: TestClient) -> None:
