@@ -13,6 +13,9 @@ from pathlib import Path
 from app.errors import Unauthorized
 from app.settings import Settings
 
+DOCS_ASSETS = "/docs-assets"
+"""Where Swagger UI's and ReDoc's JavaScript, CSS and icon are served from (no CDN)."""
+
 _OPEN_PATHS = frozenset(
     {
         "/healthz",
@@ -59,7 +62,11 @@ def _keys_in(path: Path) -> list[str]:
 
 
 def is_open(path: str) -> bool:
-    return path in _OPEN_PATHS or _OPEN_PATTERN.fullmatch(path) is not None
+    return (
+        path in _OPEN_PATHS
+        or path.startswith(f"{DOCS_ASSETS}/")
+        or _OPEN_PATTERN.fullmatch(path) is not None
+    )
 
 
 class ApiKeys:

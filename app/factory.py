@@ -10,8 +10,9 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
-from app.api_keys import ApiKeys, read_api_keys
+from app.api_keys import DOCS_ASSETS, ApiKeys, read_api_keys
 from app.errors import install_error_handlers
 from app.loading import load_models
 from app.metrics import Metrics
@@ -19,7 +20,7 @@ from app.middleware import ServiceMiddleware
 from app.openapi import install_model_openapi
 from app.predictor import Predictor
 from app.reloads import ModelWatcher
-from app.routes import health, metrics, predict, tfserving, v2
+from app.routes import health, metrics, pages, predict, tfserving, v2
 from app.settings import Settings
 from app.state import ServedModel, ServiceState
 
@@ -72,7 +73,10 @@ def create_app(
             for model in served.values():
                 model.inference.close()
 
-    app = FastAPI(
+    # FastAPIOffline serves Swagger UI's and ReDoc's files from the package instead of a CDN,
+    # so /docs works where the service has no internet.
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS,
         title="tabserve",
         summary="Predictions from a tabular TensorFlow model bundle.",
         version="0.1.0",
@@ -93,6 +97,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(predict.router)
     predict.install_fast_path(app)
+    app.include_router(pages.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(tfserving.router)

@@ -23,6 +23,7 @@ KEYS = ("k-first-0123456789", "k-second-9876543210")
 BODY = {"instances": [ROW]}
 
 PROTECTED = [
+    ("GET", "/", None),
     ("POST", "/predict", BODY),
     ("GET", "/model", None),
     ("GET", "/model/report", None),
@@ -39,6 +40,8 @@ OPEN = [
     "/v2/health/ready",
     "/v2/models/diabetes/ready",
     "/docs",
+    "/redoc",
+    "/docs-assets/swagger-ui-bundle.js",
     "/openapi.json",
 ]
 

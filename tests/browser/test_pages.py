@@ -1,0 +1,146 @@
+"""The pages people open, in a real browser (Debian's headless Chromium) that can reach
+nothing but loopback: /docs works offline, the model card shows its plots, the landing page
+names the model. Screenshots go to test-output/browser/."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver import Chrome
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ready
+from selenium.webdriver.support.wait import WebDriverWait
+
+from app.factory import create_app
+from tests.conftest import settings_for
+from tests.live import live_server
+
+SCREENSHOTS = Path(__file__).parents[2] / "test-output" / "browser"
+WAIT_SECONDS = 20
+# As the issue asks, plus: resolve no host name and send any request that is not to loopback
+# to a closed port, so a page that needs the internet breaks here as it would offline.
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+    "--proxy-server=http://127.0.0.1:9",
+    "--window-size=1280,900",
+)
+
+
+@pytest.fixture(scope="module")
+def address(model_root: Path) -> Iterator[str]:
+    with live_server(create_app(settings_for(model_root, "diabetes"))) as where:
+        yield where
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chrome]:
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    assert chromium and driver, "chromium and chromium-driver: scripts/test.sh installs them"
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium')}")
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    session = webdriver.Chrome(options=options, service=Service(executable_path=driver))
+    session.set_page_load_timeout(WAIT_SECONDS)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        yield session
+    finally:
+        session.quit()
+
+
+def requested_urls(browser: Chrome) -> list[str]:
+    """Every URL the browser asked for since the last call (from its performance log)."""
+    urls = []
+    for entry in browser.get_log("performance"):  # type: ignore[no-untyped-call]
+        message: dict[str, Any] = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    return urls
+
+
+def assert_only_loopback(browser: Chrome, page: str) -> None:
+    urls = requested_urls(browser)
+    assert urls, f"{page}: no request was logged"
+    elsewhere = [u for u in urls if urlsplit(u).scheme in ("http", "https", "ws", "wss")]
+    outside = [u for u in elsewhere if urlsplit(u).hostname != "127.0.0.1"]
+    assert outside == [], f"{page} asked for something outside the host: {outside}"
+
+
+def wait(browser: Chrome) -> WebDriverWait[Chrome]:
+    return WebDriverWait(browser, WAIT_SECONDS)
+
+
+def full_page_screenshot(browser: Chrome, name: str) -> None:
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.set_window_size(1280, min(int(height) + 40, 6000))
+    browser.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+    browser.set_window_size(1280, 900)
+
+
+def test_the_landing_page_names_the_served_model(browser: Chrome, address: str) -> None:
+    browser.get(f"http://{address}/")
+    assert browser.find_element(By.ID, "model-name").text == "diabetes"
+    assert browser.find_element(By.ID, "model-version").text == "1"
+    links = {a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "a")}
+    for path in ("/docs", "/model/report", "/metrics", "/healthz", "/readyz"):
+        assert f"http://{address}{path}" in links
+    full_page_screenshot(browser, "landing")
+    assert_only_loopback(browser, "/")
+
+
+def test_the_model_card_shows_every_plot(browser: Chrome, address: str) -> None:
+    browser.get(f"http://{address}/model/report")
+    widths = browser.execute_script(
+        "return Array.from(document.images).map(i => i.complete ? i.naturalWidth : -1)"
+    )
+    assert len(widths) >= 2, "the card has a learning curve and a predicted-vs-actual plot"
+    assert all(w > 0 for w in widths), widths
+    full_page_screenshot(browser, "model-card")
+    assert_only_loopback(browser, "/model/report")
+
+
+def test_docs_try_it_out_returns_a_prediction(browser: Chrome, address: str) -> None:
+    browser.get(f"http://{address}/docs")
+    operation = wait(browser).until(
+        ready.presence_of_element_located(
+            (By.XPATH, "//div[contains(@class,'opblock-post')][.//*[@data-path='/predict']]")
+        )
+    )
+    operation.find_element(By.CSS_SELECTOR, ".opblock-summary").click()
+    wait(browser).until(
+        ready.element_to_be_clickable(operation.find_element(By.CSS_SELECTOR, ".try-out__btn"))
+    ).click()
+    # The example row, built from the model's training statistics, is in the body editor.
+    body = operation.find_element(By.CSS_SELECTOR, "textarea.body-param__text")
+    assert '"bmi"' in (body.get_attribute("value") or "")
+    operation.find_element(By.CSS_SELECTOR, "button.execute").click()
+    status = wait(browser).until(
+        lambda _: operation.find_element(
+            By.CSS_SELECTOR, ".live-responses-table tbody .response-col_status"
+        )
+    )
+    assert status.text.strip().startswith("200")
+    answer = operation.find_element(By.CSS_SELECTOR, ".live-responses-table tbody .microlight").text
+    assert '"predictions"' in answer
+    assert '"model_name": "diabetes"' in answer
+    browser.execute_script("arguments[0].scrollIntoView()", operation)
+    browser.save_screenshot(str(SCREENSHOTS / "docs.png"))
+    assert_only_loopback(browser, "/docs")
