@@ -43,6 +43,10 @@ docker compose -p "$project" exec -T api python -c "import importlib.util as u; 
 curl -fsS "http://127.0.0.1:$port/readyz"
 echo
 curl -fsS "http://127.0.0.1:$port/metrics" | grep '^tabserve_model_info'
+# The pages, with their assets from the image itself.
+curl -fsS "http://127.0.0.1:$port/" | grep -o '<span id="model-name">[^<]*</span>'
+curl -fsS -o /dev/null -w 'docs asset: %{http_code} %{size_download} bytes\n' \
+  "http://127.0.0.1:$port/docs-assets/swagger-ui-bundle.js"
 docker compose -p "$project" exec -T api sh -c 'touch /app/probe 2>&1 || true'  # read-only root
 # A new version published into ./models is picked up by the running api (MODEL_POLL_SECONDS).
 cp -a models/default/1 models/default/.partial-2

@@ -50,7 +50,11 @@ Doc = dict[str, Any]
 
 
 def yaml_files() -> list[Path]:
-    return sorted(p for p in DEPLOY.rglob("*") if p.suffix in (".yaml", ".yml"))
+    """The Kubernetes and KServe manifests (deploy/grafana and deploy/prometheus hold the
+    monitoring tools' own configuration: tests/deploy/test_dashboard.py)."""
+    return sorted(
+        p for d in (KUBERNETES, KSERVE) for p in d.rglob("*") if p.suffix in (".yaml", ".yml")
+    )
 
 
 def documents(path: Path) -> list[Doc]:
