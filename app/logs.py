@@ -83,5 +83,7 @@ def configure_logging(level: str) -> None:
     # uvicorn's loggers propagate to the root: its lines come out as JSON too. Its own access
     # log is off (see `python -m app`); AccessLog writes one richer line per request.
     for name in ("uvicorn", "uvicorn.error"):
-        logging.getLogger(name).handlers.clear()
-        logging.getLogger(name).propagate = True
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers.clear()
+        uvicorn_logger.propagate = True
+        uvicorn_logger.setLevel(logging.NOTSET)  # the root's level: LOG_LEVEL

@@ -120,6 +120,9 @@ class Metrics:
             self.model_info.remove(*old)
         self.model_info.labels(*labels).set(1)
         self._served[predictor.name] = labels
+        # Reload series exist from the start at 0, so that `increase()` sees the first one.
+        for outcome in ("success", "failure"):
+            self.loads.labels(predictor.name, "reload", outcome)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -84,8 +84,10 @@ def test_one_json_line_per_request_without_feature_values(
 
 def test_other_log_lines_are_json_too(capfd: pytest.CaptureFixture[str]) -> None:
     with service_logging("info"):
+        capfd.readouterr()  # what earlier tests' threads left behind
         logging.getLogger("uvicorn.error").info("Started server process [%d]", 42)
-        line = json.loads(capfd.readouterr().err.strip())
+        written = capfd.readouterr().err.splitlines()
+    line = json.loads(next(w for w in written if "Started server process" in w))
     assert (line["level"], line["logger"]) == ("info", "uvicorn.error")
     assert line["message"] == "Started server process [42]"
 
@@ -120,7 +122,9 @@ def test_metrics_count_requests_rows_batches_and_models(client: TestClient) -> N
     loads = samples(client, "tabserve_model_loads_total")
     served = client.get("/readyz").json()
     assert loads == {
-        labels(model=name, kind="startup", outcome="success"): 1 for name in served["models"]
+        labels(model=name, kind=kind, outcome=outcome): float(kind == "startup")
+        for name in served["models"]
+        for kind, outcome in (("startup", "success"), ("reload", "success"), ("reload", "failure"))
     }
     info = samples(client, "tabserve_model_info")
     assert info[labels(model="diabetes", version="1", runtime=served["runtime"])] == 1

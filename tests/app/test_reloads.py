@@ -109,7 +109,11 @@ def test_a_pinned_version_never_changes(root: Path, version_dir: Path) -> None:
         publish(version_dir, root, 2)
         time.sleep(20 * POLL)
         assert served_version(client) == 1
-        assert load_counts(client) == {("startup", "success"): 1}
+        assert load_counts(client) == {
+            ("startup", "success"): 1,
+            ("reload", "success"): 0,
+            ("reload", "failure"): 0,
+        }
 
 
 def test_a_new_model_is_served_once_it_appears(root: Path, model_root: Path) -> None:
