@@ -144,3 +144,17 @@ def test_docs_try_it_out_returns_a_prediction(browser: Chrome, address: str) -> 
     browser.execute_script("arguments[0].scrollIntoView()", operation)
     browser.save_screenshot(str(SCREENSHOTS / "docs.png"))
     assert_only_loopback(browser, "/docs")
+
+
+def test_the_guard_catches_a_page_that_needs_a_cdn(browser: Chrome) -> None:
+    """FastAPI's stock /docs loads Swagger UI from a CDN: here it must fail, as it would on a
+    host without internet, and the network-log check must say so."""
+    from fastapi import FastAPI
+
+    requested_urls(browser)  # forget earlier pages
+    with live_server(FastAPI()) as stock:
+        browser.get(f"http://{stock}/docs")
+        with pytest.raises(AssertionError, match=r"cdn\.jsdelivr\.net"):
+            assert_only_loopback(browser, "stock /docs")
+        rendered = browser.execute_script("return typeof SwaggerUIBundle")
+    assert rendered == "undefined"  # its script never arrived
