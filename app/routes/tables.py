@@ -87,12 +87,13 @@ def csv_answer(decoded: Decoded, classes: list[Any] | None) -> str:
     return out.getvalue()
 
 
-_MISSING = {"", "na", "n/a", "nan", "null", "none"}
+MISSING_CELLS = frozenset({"", "na", "n/a", "nan", "null", "none"})
+"""CSV cells (stripped, any case) that mean a numeric value is missing."""
 
 
 def _number(cell: str, line: int, name: str) -> float | None:
     text = cell.strip()
-    if text.lower() in _MISSING:
+    if text.lower() in MISSING_CELLS:
         return None
     try:
         number = float(text)
