@@ -16,7 +16,8 @@ from typing import Any
 import orjson
 
 # Attributes every LogRecord has; anything else on a record came in through `extra=`.
-_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# uvicorn's `color_message` repeats the message with terminal colour codes: not for JSON.
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
 access_logger = logging.getLogger("app.access")
 

@@ -85,11 +85,14 @@ def test_one_json_line_per_request_without_feature_values(
 def test_other_log_lines_are_json_too(capfd: pytest.CaptureFixture[str]) -> None:
     with service_logging("info"):
         capfd.readouterr()  # what earlier tests' threads left behind
-        logging.getLogger("uvicorn.error").info("Started server process [%d]", 42)
+        logging.getLogger("uvicorn.error").info(
+            "Started server process [%d]", 42, extra={"color_message": "\x1b[36m%d\x1b[0m"}
+        )
         written = capfd.readouterr().err.splitlines()
     line = json.loads(next(w for w in written if "Started server process" in w))
     assert (line["level"], line["logger"]) == ("info", "uvicorn.error")
     assert line["message"] == "Started server process [42]"
+    assert "color_message" not in line
 
 
 def test_log_level_warning_turns_the_access_log_off(
