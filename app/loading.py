@@ -10,7 +10,7 @@ import numpy as np
 
 from app.bundle import (
     BundleError,
-    list_versions,
+    list_models,
     read_metadata,
     read_stats,
     resolve_version_dir,
@@ -29,12 +29,7 @@ def load_models(settings: Settings) -> dict[str, Predictor]:
     half of the models are missing.
     """
     names = [settings.model_name]
-    if settings.model_dir.is_dir():
-        names += sorted(
-            p.name
-            for p in settings.model_dir.iterdir()
-            if p.name != settings.model_name and list_versions(p)
-        )
+    names += [name for name in list_models(settings.model_dir) if name != settings.model_name]
     return {name: load_predictor(settings, name) for name in names}
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import anyio.to_thread
 
-from app.bundle import list_versions
+from app.bundle import list_models
 from app.loading import load_predictor
 from app.metrics import Metrics
 from app.predictor import Predictor
@@ -112,14 +112,14 @@ class ModelWatcher:
         that is not the one served. Runs in a thread (file system calls)."""
         root = self._settings.model_dir
         models = self._state.models
-        on_disk = {p.name for p in _subdirs(root) if list_versions(p)}
+        on_disk = list_models(root)
         plan = []
-        for name in sorted(on_disk | set(models)):
+        for name in sorted(on_disk.keys() | models.keys()):
             served = models.get(name)
             pinned = self._settings.pinned_version(name)
             if pinned is not None and served is not None:
                 continue  # a pinned version never changes
-            versions = list_versions(root / name)
+            versions = on_disk.get(name, [])
             wanted = [pinned] if pinned is not None else versions[::-1]
             candidates = (_candidate(root, name, v) for v in wanted if v in versions)
             best = next((c for c in candidates if c and c.identity not in self._rejected), None)
@@ -140,13 +140,6 @@ class ModelWatcher:
                 "it keeps serving from memory",
                 *key,
             )
-
-
-def _subdirs(root: Path) -> list[Path]:
-    try:
-        return [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    except OSError:
-        return []  # the root itself is gone for now (an unmounted volume): change nothing
 
 
 def _candidate(root: Path, name: str, version: int) -> _Candidate | None:

@@ -61,6 +61,17 @@ def list_versions(model_dir: Path) -> list[int]:
     return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
 
 
+def list_models(model_root: Path) -> dict[str, list[int]]:
+    """Every model under the root that has published versions, by name, with its versions
+    ascending. Hidden directories are skipped; a root that cannot be read holds none."""
+    try:
+        dirs = [p for p in model_root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    except OSError:
+        return {}
+    found = {p.name: list_versions(p) for p in sorted(dirs)}
+    return {name: versions for name, versions in found.items() if versions}
+
+
 def resolve_version_dir(model_root: Path, name: str, version: int | None = None) -> Path:
     """The directory of `version` of model `name`, or of its newest version when None."""
     model_dir = model_root / name
