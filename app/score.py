@@ -128,8 +128,9 @@ def _feature_columns(
     for feature in predictor.stats.features:
         values = chunk[feature.name]
         if isinstance(feature, CategoricalFeature):
-            # As /predict takes them: a cell is its category; an empty one is missing.
-            columns[feature.name] = [None if _is_missing(v) else v for v in values.tolist()]
+            # As /predict takes them: the bundle's category_key reads empty and NA-like cells
+            # (and Parquet's nulls) as missing.
+            columns[feature.name] = values.tolist()
         else:
             columns[feature.name] = _numbers(values, feature.name, offset)
     return columns
@@ -150,10 +151,6 @@ def _numbers(values: pd.Series, name: str, offset: int) -> np.ndarray:
             f"row {offset + row + 1}, column {name}: {text.iloc[row]!r} is not a number"
         )
     return numbers.to_numpy(dtype=np.float64, na_value=np.nan)
-
-
-def _is_missing(value: Any) -> bool:
-    return value is None or value == "" or (isinstance(value, float) and np.isnan(value))
 
 
 def _answer(decoded: Decoded, classes: list[Any] | None) -> pd.DataFrame:
