@@ -62,9 +62,9 @@ def load_dataset(
     else:
         frame, digest = _read_file(Path(source)), _file_sha256(Path(source))
     frame.columns = [str(c).strip() for c in frame.columns]
-    _check_columns_exist(frame, source, [target], "target column")
-    _check_columns_exist(frame, source, categorical, "--categorical column")
-    _check_columns_exist(frame, source, drop, "--drop column")
+    check_columns_exist(list(frame.columns), source, [target], "target column")
+    check_columns_exist(list(frame.columns), source, categorical, "--categorical column")
+    check_columns_exist(list(frame.columns), source, drop, "--drop column")
 
     y, task, dropped_rows = _clean_target(frame[target], target, task)
     frame = frame.loc[y.index]
@@ -98,7 +98,7 @@ def load_dataset(
         dropped_missing_target=dropped_rows,
         columns={
             name: ColumnSummary(
-                kind=kinds[name], missing=int(_is_missing(col).sum()), distinct=int(col.nunique())
+                kind=kinds[name], missing=int(is_missing(col).sum()), distinct=int(col.nunique())
             )
             for name, col in columns.items()
         },
@@ -175,31 +175,33 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _check_columns_exist(frame: pd.DataFrame, source: str, names: Sequence[str], what: str) -> None:
-    if unknown := [n for n in names if n not in frame.columns]:
-        columns = ", ".join(map(str, frame.columns))
+def check_columns_exist(
+    columns: Sequence[str], source: str, names: Sequence[str], what: str
+) -> None:
+    if unknown := [n for n in names if n not in columns]:
+        listed = ", ".join(map(str, columns))
         raise TrainingError(
-            f"{what} {', '.join(map(repr, unknown))} not found in {source}; columns: {columns}"
+            f"{what} {', '.join(map(repr, unknown))} not found in {source}; columns: {listed}"
         )
 
 
-def _as_text(column: pd.Series) -> pd.Series:
+def as_text(column: pd.Series) -> pd.Series:
     """Cells as canonical text (see `category_key`), None where missing."""
     return column.map(category_key).astype(object)
 
 
-def _as_numbers(column: pd.Series) -> pd.Series | None:
+def as_numbers(column: pd.Series) -> pd.Series | None:
     """float64 with NaN for missing cells and inf kept, or None if some cell is not a number."""
     if pd.api.types.is_bool_dtype(column):
         return None
     if pd.api.types.is_numeric_dtype(column):
         return column.astype(np.float64)
-    text = _as_text(column)
+    text = as_text(column)
     numbers = pd.to_numeric(text, errors="coerce")
     return numbers.astype(np.float64) if numbers.notna().sum() == text.notna().sum() else None
 
 
-def _is_missing(column: pd.Series) -> pd.Series:
+def is_missing(column: pd.Series) -> pd.Series:
     missing: pd.Series = ~np.isfinite(column) if column.dtype == np.float64 else column.isna()
     return missing
 
@@ -207,18 +209,23 @@ def _is_missing(column: pd.Series) -> pd.Series:
 def _clean_feature(
     column: pd.Series, force_categorical: bool
 ) -> tuple[pd.Series, Literal["numeric", "categorical"]]:
-    numbers = None if force_categorical else _as_numbers(column)
+    numbers = None if force_categorical else as_numbers(column)
     if numbers is not None:
         return numbers, "numeric"
-    return _as_text(column), "categorical"
+    return as_text(column), "categorical"
 
 
 def _useless(column: pd.Series) -> str | None:
-    present = column[~_is_missing(column)]
-    if present.empty:
+    present = column[~is_missing(column)]
+    return useless_reason(present.nunique(), present.iloc[0] if len(present) else None)
+
+
+def useless_reason(distinct_present: int, first_present: object) -> str | None:
+    """Why a feature column with these present values carries no information, if it does not."""
+    if distinct_present == 0:
         return "all values missing"
-    if present.nunique() == 1:
-        return f"constant: every value is {present.iloc[0]}"
+    if distinct_present == 1:
+        return f"constant: every value is {first_present}"
     return None
 
 
@@ -226,9 +233,9 @@ def _clean_target(
     column: pd.Series, name: str, task: Task | Literal["auto"]
 ) -> tuple[pd.Series, Task, int]:
     """The target without missing rows, as floats (regression) or labels (classification)."""
-    numbers = _as_numbers(column)
+    numbers = as_numbers(column)
     if task == "regression" and numbers is None:
-        text = _as_text(column)
+        text = as_text(column)
         bad = text.notna() & pd.to_numeric(text, errors="coerce").isna()
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise TrainingError(
@@ -238,7 +245,7 @@ def _clean_target(
     if task == "auto":
         task = "classification" if numbers is None or _looks_like_classes(numbers) else "regression"
     if task == "classification":
-        y = _labels(column, numbers).dropna()
+        y = labels_of(column, numbers).dropna()
     else:
         y = numbers[np.isfinite(numbers)] if numbers is not None else column.iloc[:0]
     dropped = len(column) - len(y)
@@ -252,16 +259,29 @@ def _clean_target(
 
 def _looks_like_classes(numbers: pd.Series) -> bool:
     present = numbers[np.isfinite(numbers)]
-    distinct = present.nunique()
-    integral = bool((present == np.round(present)).all())
-    return integral and distinct <= min(MAX_AUTO_CLASSES, max(2, len(present) // 10))
+    return looks_like_classes(present.nunique(), len(present), is_integral(present))
 
 
-def _labels(column: pd.Series, numbers: pd.Series | None) -> pd.Series:
-    """Class labels in their natural JSON type: integers, or text as written (stripped)."""
+def looks_like_classes(distinct: int, present: int, integral: bool) -> bool:
+    """Whether a numeric target with `present` values, `distinct` of them, holds class labels."""
+    return integral and distinct <= min(MAX_AUTO_CLASSES, max(2, present // 10))
+
+
+def is_integral(numbers: pd.Series) -> bool:
+    return bool((numbers == np.round(numbers)).all())
+
+
+def labels_of(
+    column: pd.Series, numbers: pd.Series | None, integral: bool | None = None
+) -> pd.Series:
+    """Class labels in their natural JSON type: integers, or text as written (stripped).
+
+    Numbers are integers when `integral` (by default: when every one of them is whole).
+    """
     if numbers is not None:
         present = numbers[np.isfinite(numbers)]
-        integral = bool((present == np.round(present)).all())
+        if integral is None:
+            integral = is_integral(present)
         labels: pd.Series = (present.astype(np.int64) if integral else present).astype(object)
         return labels
     if pd.api.types.is_bool_dtype(column):

@@ -148,7 +148,8 @@ def _card(metadata: Metadata, images: dict[str, bytes]) -> str:
     verdict_class = "good" if metadata.beats_linear_baseline else "bad"
     verdict = "beats" if metadata.beats_linear_baseline else "does not beat"
     columns = "".join(
-        f"<tr><td>{e(name)}</td><td>{c.kind}</td><td>{c.missing}</td><td>{c.distinct}</td></tr>"
+        f"<tr><td>{e(name)}</td><td>{c.kind}</td><td>{c.missing}</td>"
+        f"<td>{'&ge;' if c.distinct_capped else ''}{c.distinct}</td></tr>"
         for name, c in data.columns.items()
     )
     dropped = "".join(

@@ -13,6 +13,8 @@ class ColumnSummary(Strict):
     kind: Literal["numeric", "categorical"]
     missing: int
     distinct: int
+    distinct_capped: bool = False
+    """Streamed data count distinct values up to a limit: `distinct` is then a lower bound."""
 
 
 class DataSummary(Strict):

@@ -79,6 +79,15 @@ class NumericFeature(Strict):
         mean = float(present.mean()) if present.size else 0.0
         return cls(name=name, fill_value=mean, mean=mean, std=_safe_std(np.nan_to_num(x, nan=mean)))
 
+    @classmethod
+    def from_moments(cls, name: str, rows: int, present: int, mean: float, m2: float) -> Self:
+        """The same statistics as `fit`, from running moments: `present` of `rows` values were
+        there, with this mean and sum of squared deviations. Missing cells, filled with the
+        mean, add nothing to the deviations."""
+        mean = mean if present else 0.0
+        std = float(np.sqrt(m2 / rows)) if rows else 0.0
+        return cls(name=name, fill_value=mean, mean=mean, std=_usable_std(std))
+
 
 class CategoricalFeature(Strict):
     """One-hot over `vocabulary`, plus a last slot for anything else: rare, unseen or missing."""
@@ -98,7 +107,13 @@ class CategoricalFeature(Strict):
     @classmethod
     def fit(cls, name: str, values: Sequence[object] | np.ndarray, min_count: int) -> Self:
         """Keep categories seen at least `min_count` times, most frequent first (ties by name)."""
-        counts = Counter(k for k in map(category_key, values) if k is not None)
+        return cls.from_counts(
+            name, Counter(k for k in map(category_key, values) if k is not None), min_count
+        )
+
+    @classmethod
+    def from_counts(cls, name: str, counts: Mapping[str, int], min_count: int) -> Self:
+        """`fit`, from how often each category key was seen."""
         kept = sorted(
             (k for k, c in counts.items() if c >= min_count), key=lambda k: (-counts[k], k)
         )
@@ -138,6 +153,11 @@ class RegressionTarget(Strict):
     def fit(cls, name: str, y: np.ndarray) -> Self:
         y = np.asarray(y, dtype=np.float64)
         return cls(name=name, mean=float(y.mean()), std=_safe_std(y))
+
+    @classmethod
+    def from_moments(cls, name: str, rows: int, mean: float, m2: float) -> Self:
+        """`fit`, from the running mean and sum of squared deviations of `rows` values."""
+        return cls(name=name, mean=mean, std=_usable_std(float(np.sqrt(m2 / rows))))
 
     def encode(self, y: Sequence[object] | np.ndarray) -> np.ndarray:
         return ((np.asarray(y, dtype=np.float64) - self.mean) / self.std).astype(np.float32)
@@ -310,8 +330,11 @@ def _missing_as_nan(values: Sequence[object] | np.ndarray) -> np.ndarray:
 
 
 def _safe_std(x: np.ndarray) -> float:
+    return _usable_std(float(np.std(x)))
+
+
+def _usable_std(std: float) -> float:
     # A constant column carries no information; scale 1 keeps it at 0 instead of dividing by 0.
-    std = float(np.std(x))
     return std if std > 1e-12 else 1.0
 
 

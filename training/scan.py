@@ -1,0 +1,482 @@
+"""Two streaming passes over shards: what the columns are, then the training statistics.
+
+The first pass decides what `training.data.load_dataset` decides on a frame in memory (each
+column's kind, the task, the classes, the columns to drop) from per-column tallies. The second
+fits the preprocessing statistics on the training rows from running moments and category
+counts. Memory is bounded by the number of columns, categories and classes, not by rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from app.bundle import (
+    CategoricalFeature,
+    ClassificationTarget,
+    ColumnSummary,
+    DataSummary,
+    Feature,
+    NumericFeature,
+    PreprocessingStats,
+    RegressionTarget,
+    Target,
+)
+from training.data import (
+    MIN_ROWS,
+    TEST_FRACTION,
+    VALIDATION_FRACTION,
+    Task,
+    as_numbers,
+    as_text,
+    check_columns_exist,
+    is_integral,
+    labels_of,
+    looks_like_classes,
+    useless_reason,
+)
+from training.errors import TrainingError
+from training.sources import (
+    CHUNK_ROWS,
+    TEST,
+    TRAIN,
+    VALIDATION,
+    check_same_columns,
+    read_chunks,
+    resolve_shards,
+    shards_sha256,
+    split_codes,
+)
+
+logger = logging.getLogger(__name__)
+
+DISTINCT_LIMIT = 10_000
+"""Distinct values counted per column; beyond it the summary says "at least"."""
+MAX_CLASSES = 10_000
+BASELINE_ROWS = 50_000
+"""Training rows kept (a uniform sample) to fit the linear and trivial baselines on."""
+
+
+@dataclass
+class _Moments:
+    """Count, mean and sum of squared deviations, merged chunk by chunk (Chan et al.)."""
+
+    count: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+
+    def add(self, x: np.ndarray) -> None:
+        n = len(x)
+        if not n:
+            return
+        mean = float(x.mean())
+        m2 = float(((x - mean) ** 2).sum())
+        total = self.count + n
+        delta = mean - self.mean
+        self.mean += delta * n / total
+        self.m2 += m2 + delta * delta * self.count * n / total
+        self.count = total
+
+
+@dataclass
+class _ColumnTally:
+    """One feature column, read both ways, until it is known which way applies."""
+
+    numeric: bool
+    """Still possibly numeric: every present cell so far was a number."""
+    text_missing: int = 0
+    text_values: set[str] = field(default_factory=set)
+    text_first: str | None = None
+    number_missing: int = 0
+    number_values: set[float] = field(default_factory=set)
+    """Finite ones; `infinities` holds the others, which count as distinct but not present."""
+    infinities: set[float] = field(default_factory=set)
+    number_first: float | None = None
+
+    def add(self, column: pd.Series) -> None:
+        text = as_text(column)
+        present_text = text.dropna()
+        self.text_missing += len(text) - len(present_text)
+        if self.text_first is None and len(present_text):
+            self.text_first = str(present_text.iloc[0])
+        _add_capped(self.text_values, present_text.unique())
+        if not self.numeric:
+            return
+        numbers = as_numbers(column)
+        if numbers is None:
+            self.numeric = False
+            self.number_values.clear()
+            return
+        finite = numbers[np.isfinite(numbers)]
+        self.number_missing += len(numbers) - len(finite)
+        if self.number_first is None and len(finite):
+            self.number_first = float(finite.iloc[0])
+        self.infinities.update(numbers[np.isinf(numbers)].unique().tolist())
+        _add_capped(self.number_values, finite.unique())
+
+    def summary(self) -> tuple[ColumnSummary, str | None]:
+        """The column's summary, and why it is useless if it is."""
+        first: object
+        if self.numeric:
+            kind, missing, first = "numeric", self.number_missing, self.number_first
+            present, infinite = len(self.number_values), len(self.infinities)
+        else:
+            kind, missing, first = "categorical", self.text_missing, self.text_first
+            present, infinite = len(self.text_values), 0
+        capped = present >= DISTINCT_LIMIT
+        summary = ColumnSummary(
+            kind=kind,
+            missing=missing,
+            distinct=min(present, DISTINCT_LIMIT) + infinite,
+            distinct_capped=capped,
+        )
+        return summary, None if capped else useless_reason(present, first)
+
+
+@dataclass
+class _TargetTally:
+    numeric: bool = True
+    boolean: bool = True
+    """Every chunk held the target as booleans (Parquet)."""
+    integral: bool = True
+    finite_values: set[float] = field(default_factory=set)
+    finite_count: int = 0
+    text_labels: set[str] = field(default_factory=set)
+    text_missing: int = 0
+    non_finite_numbers: int = 0
+    """Rows whose target reads as an infinite number; missing, were the target numeric."""
+    first_text: tuple[str, int, object] | None = None
+    """(shard, row, cell) of the first cell that is not a number."""
+
+    def add(self, column: pd.Series, shard: str, start: int) -> np.ndarray:
+        """Tally the target cells; return which rows may have a target (neither blank nor an
+        infinite number), the rows the first pass tallies features over."""
+        self.boolean &= pd.api.types.is_bool_dtype(column)
+        keys = column.map(_label_text)
+        self.text_missing += int(keys.isna().sum())
+        _add_capped(self.text_labels, keys.dropna().unique(), MAX_CLASSES + 1)
+        numbers = as_numbers(column) if self.numeric else None
+        if numbers is None:
+            if self.numeric and not self.boolean:
+                bad = np.flatnonzero((keys.notna() & _not_number(keys)).to_numpy())
+                row = int(bad[0]) if len(bad) else 0
+                self.first_text = (shard, start + row + 1, column.iloc[row])
+            self.numeric = False
+            return keys.notna().to_numpy()
+        finite = np.isfinite(numbers)
+        self.non_finite_numbers += int((keys.notna() & ~finite).sum())
+        present = numbers[finite]
+        self.finite_count += len(present)
+        self.integral &= is_integral(present)
+        _add_capped(self.finite_values, present.unique(), MAX_CLASSES + 1)
+        present_rows: np.ndarray = finite.to_numpy()
+        return present_rows
+
+
+@dataclass(frozen=True)
+class StreamSchema:
+    """What the first pass decided: the same things `Dataset` holds, without the rows."""
+
+    shards: list[Path]
+    features: list[str]
+    categorical: list[str]
+    target: str
+    task: Task
+    integral_labels: bool
+    target_stats: ClassificationTarget | None
+    """Classification: the classes, from every usable row."""
+    summary: DataSummary
+
+    def clean(self, frame: pd.DataFrame) -> tuple[dict[str, np.ndarray], pd.Series, np.ndarray]:
+        """A chunk's feature columns as the transform takes them, its targets, and which rows
+        have one. Targets and features are only for the rows that have a target."""
+        column = frame[self.target]
+        numbers = as_numbers(column)
+        if self.task == "regression":
+            keep = np.isfinite(numbers.to_numpy()) if numbers is not None else np.zeros(0, bool)
+            y = numbers[keep] if numbers is not None else column.iloc[:0]
+        else:
+            labels = labels_of(column, numbers, self.integral_labels).dropna()
+            keep = np.zeros(len(frame), dtype=bool)
+            keep[frame.index.get_indexer(labels.index)] = True
+            y = labels
+        rows = frame[keep]
+        features: dict[str, np.ndarray] = {}
+        for name in self.features:
+            if name in self.categorical:
+                features[name] = as_text(rows[name]).to_numpy()
+            else:
+                numeric = as_numbers(rows[name])
+                if numeric is None:
+                    raise TrainingError(
+                        f"column {name!r} changed kind between passes over the data: "
+                        "were the files modified while training?"
+                    )
+                features[name] = numeric.to_numpy()
+        return features, y, keep
+
+
+def scan_schema(
+    source: str,
+    target: str,
+    *,
+    task: Task | Literal["auto"],
+    categorical: Sequence[str],
+    drop: Sequence[str],
+    seed: int,
+    chunk_rows: int = CHUNK_ROWS,
+) -> StreamSchema:
+    """The first pass: decide each column's kind, the task and the classes."""
+    shards = resolve_shards(source)
+    columns = check_same_columns(shards)
+    check_columns_exist(columns, source, [target], "target column")
+    check_columns_exist(columns, source, categorical, "--categorical column")
+    check_columns_exist(columns, source, drop, "--drop column")
+    candidates = [c for c in columns if c != target and c not in drop]
+    tallies = {c: _ColumnTally(numeric=c not in categorical) for c in candidates}
+    target_tally = _TargetTally()
+    rows_read = 0
+    for chunk in read_chunks(shards, seed, chunk_rows):
+        frame = chunk.frame
+        may_have_target = target_tally.add(frame[target], chunk.shard.name, chunk.start)
+        rows = frame[may_have_target]
+        for name, tally in tallies.items():
+            tally.add(rows[name])
+        rows_read += len(frame)
+
+    task, labels = _decide_task(target_tally, target, task)
+    if task == "classification" and not target_tally.numeric and target_tally.non_finite_numbers:
+        raise TrainingError(
+            f"target column {target!r} holds text labels and also cells that read as infinite "
+            "numbers; spell those labels as text or clean them"
+        )
+    usable = (
+        target_tally.finite_count if target_tally.numeric else rows_read - target_tally.text_missing
+    )
+    dropped_rows = rows_read - usable
+    if dropped_rows:
+        logger.warning("dropped %d rows whose target %r is missing", dropped_rows, target)
+    dropped = {c: "dropped by --drop" for c in drop if c != target}
+    summaries: dict[str, ColumnSummary] = {}
+    for name, tally in tallies.items():
+        summary, reason = tally.summary()
+        if reason:
+            dropped[name] = reason
+        else:
+            summaries[name] = summary
+    if dropped_names := [c for c in dropped if c not in drop]:
+        logger.warning(
+            "dropped columns: %s", ", ".join(f"{c} ({dropped[c]})" for c in dropped_names)
+        )
+    if not summaries:
+        raise TrainingError(f"{source} has no usable feature columns besides the target {target!r}")
+    if usable < MIN_ROWS:
+        raise TrainingError(
+            f"too few rows to split into train, validation and test: {usable} usable, "
+            f"at least {MIN_ROWS} needed"
+        )
+    features = list(summaries)
+    return StreamSchema(
+        shards=shards,
+        features=features,
+        categorical=[c for c in features if summaries[c].kind == "categorical"],
+        target=target,
+        task=task,
+        integral_labels=target_tally.integral,
+        target_stats=None if labels is None else ClassificationTarget.fit(target, labels),
+        summary=DataSummary(
+            source=source,
+            sha256=shards_sha256(shards),
+            rows_read=rows_read,
+            dropped_missing_target=dropped_rows,
+            columns=summaries,
+            dropped_columns=dropped,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class StreamStats:
+    """What the second pass fitted, and the counts training needs."""
+
+    stats: PreprocessingStats
+    rows: dict[int, int]
+    """Split code -> rows with a target."""
+    class_counts: list[int] | None
+    """Classification: training rows per class, in the order of the classes."""
+    baseline_sample: pd.DataFrame
+    """Up to BASELINE_ROWS training rows, features and target, cleaned."""
+
+
+def fit_stream_stats(
+    schema: StreamSchema, min_category_count: int, seed: int, chunk_rows: int = CHUNK_ROWS
+) -> StreamStats:
+    """The second pass: the preprocessing statistics of the training rows, as `fit_stats`
+    computes them in memory."""
+    numeric = {n: _Moments() for n in schema.features if n not in schema.categorical}
+    missing = dict.fromkeys(numeric, 0)
+    counts: dict[str, Counter[str]] = {n: Counter() for n in schema.categorical}
+    target = _Moments()
+    labels: Counter[object] = Counter()
+    rows = dict.fromkeys((TRAIN, VALIDATION, TEST), 0)
+    sample = _Reservoir(BASELINE_ROWS, seed)
+    for chunk in read_chunks(schema.shards, seed, chunk_rows):
+        features, y, keep = schema.clean(chunk.frame)
+        codes = split_codes(chunk.hashes[keep], TEST_FRACTION, VALIDATION_FRACTION)
+        for code in rows:
+            rows[code] += int((codes == code).sum())
+        train = codes == TRAIN
+        for name, moments in numeric.items():
+            x = features[name][train]
+            finite = np.isfinite(x)
+            missing[name] += int((~finite).sum())
+            moments.add(x[finite])
+        for name, counter in counts.items():
+            counter.update(k for k in features[name][train] if isinstance(k, str))
+        y_train = y[train]
+        if schema.task == "regression":
+            target.add(y_train.to_numpy(dtype=np.float64))
+        else:
+            labels.update(y_train.tolist())
+        sample.add(
+            pd.DataFrame({n: c[train] for n, c in features.items()}).assign(
+                **{schema.target: y_train.to_numpy()}
+            )
+        )
+    if min(rows.values()) == 0:
+        raise TrainingError(
+            f"the split left no rows for {', '.join(_SPLIT_NAMES[c] for c in rows if not rows[c])}"
+            f": {sum(rows.values())} usable rows are too few"
+        )
+    fitted: list[Feature] = [
+        CategoricalFeature.from_counts(name, counts[name], min_category_count)
+        if name in schema.categorical
+        else NumericFeature.from_moments(
+            name,
+            rows=rows[TRAIN],
+            present=numeric[name].count,
+            mean=numeric[name].mean,
+            m2=numeric[name].m2,
+        )
+        for name in schema.features
+    ]
+    fitted_target: Target
+    class_counts = None
+    if schema.target_stats is None:
+        fitted_target = RegressionTarget.from_moments(
+            schema.target, target.count, target.mean, target.m2
+        )
+    else:
+        fitted_target = schema.target_stats
+        index = fitted_target.encode(list(labels))
+        class_counts = [0] * len(fitted_target.classes)
+        for i, count in zip(index, labels.values(), strict=True):
+            class_counts[i] = count
+    return StreamStats(
+        stats=PreprocessingStats(features=fitted, target=fitted_target),
+        rows=rows,
+        class_counts=class_counts,
+        baseline_sample=sample.frame(),
+    )
+
+
+_SPLIT_NAMES = {TRAIN: "training", VALIDATION: "validation", TEST: "test"}
+
+
+class _Reservoir:
+    """A uniform sample of at most `size` rows from a stream of frames (Vitter's algorithm R)."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size = size
+        self.seen = 0
+        self.rng = np.random.default_rng(seed)
+        self.columns: dict[str, np.ndarray] = {}
+
+    def add(self, frame: pd.DataFrame) -> None:
+        n = len(frame)
+        if not n:
+            return
+        if not self.columns:
+            self.columns = {
+                str(name): np.empty(self.size, np.float64 if col.dtype == np.float64 else object)
+                for name, col in frame.items()
+            }
+        position = np.arange(self.seen, self.seen + n)
+        self.seen += n
+        # Row i of the stream takes slot i while there is room, then a random slot below i
+        # if that slot is below `size`; a later row taking the same slot wins.
+        slot = np.where(position < self.size, position, self.rng.integers(0, position + 1))
+        rows = np.flatnonzero(slot < self.size)
+        last = len(rows) - 1 - np.unique(slot[rows][::-1], return_index=True)[1]
+        rows = rows[last]
+        for name, values in self.columns.items():
+            values[slot[rows]] = frame[name].to_numpy()[rows]
+
+    def frame(self) -> pd.DataFrame:
+        kept = min(self.seen, self.size)
+        return pd.DataFrame({name: values[:kept] for name, values in self.columns.items()})
+
+
+def _decide_task(
+    tally: _TargetTally, name: str, task: Task | Literal["auto"]
+) -> tuple[Task, list[object] | None]:
+    """The task, and for classification every label, in its JSON type."""
+    if task == "regression" and not tally.numeric:
+        if tally.boolean:
+            raise TrainingError(f"target column {name!r} holds booleans; it is not numeric")
+        shard, row, cell = tally.first_text or ("?", 0, None)
+        raise TrainingError(
+            f"target column {name!r} is not numeric: row {row} of {shard} holds {cell!r} "
+            "(use --task classification to predict it as a class)"
+        )
+    if task == "auto":
+        classes = not tally.numeric or looks_like_classes(
+            len(tally.finite_values), tally.finite_count, tally.integral
+        )
+        task = "classification" if classes else "regression"
+    if task == "regression":
+        return task, None
+    if tally.numeric:
+        values = tally.finite_values
+        labels: list[object] = [int(v) if tally.integral else v for v in values]
+    elif tally.boolean:
+        labels = [text == "true" for text in tally.text_labels]
+    else:
+        labels = list(tally.text_labels)
+    if len(labels) > MAX_CLASSES:
+        raise TrainingError(
+            f"target column {name!r} has more than {MAX_CLASSES} classes; "
+            "is it an identifier, or should it be --task regression?"
+        )
+    if len(labels) < 2:
+        only = ", ".join(map(repr, labels)) or "none"
+        raise TrainingError(f"classification target {name!r} has fewer than 2 classes: {only}")
+    return task, labels
+
+
+def _label_text(value: object) -> str | None:
+    from app.bundle import category_key
+
+    if category_key(value) is None:
+        return None
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    return str(value).strip()
+
+
+def _not_number(keys: pd.Series) -> pd.Series:
+    numbers: pd.Series = pd.to_numeric(keys, errors="coerce").isna()
+    return numbers
+
+
+def _add_capped(values: set[Any], new: Iterable[Any], limit: int = DISTINCT_LIMIT) -> None:
+    """Add `new` (one chunk's distinct values) until the set holds `limit` or more."""
+    if len(values) < limit:
+        values.update(new)
