@@ -47,7 +47,27 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--data",
-        help=f"CSV or Parquet file, or one of {', '.join(BUILTIN_SOURCES)} (default: the first)",
+        help="CSV or Parquet file, a directory or glob of such shards (streamed), or one of "
+        f"{', '.join(BUILTIN_SOURCES)} (default: the first)",
+    )
+    p.add_argument(
+        "--stream",
+        action="store_true",
+        help="read the data in chunks, never whole, as for a directory or glob "
+        "(for one file larger than memory)",
+    )
+    p.add_argument(
+        "--distribute",
+        default=config.distribute,
+        choices=["none", "mirrored", "multi-worker"],
+        help="tf.distribute strategy: this host's GPUs (mirrored) or the workers in "
+        "TF_CONFIG (multi-worker; only the chief writes the bundle) (default: %(default)s)",
+    )
+    p.add_argument(
+        "--shuffle-buffer",
+        type=_at_least(1),
+        default=config.shuffle_buffer,
+        help="rows in the shuffle buffer when streaming or distributing (default: %(default)s)",
     )
     p.add_argument(
         "--target", default=config.target, help="column to predict (default: %(default)s)"
@@ -110,6 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.log_level != "debug":
+        # tf.distribute logs every collective it sets up at INFO.
+        logging.getLogger("tensorflow").setLevel(logging.WARNING)
     model_dir = args.model_dir / args.model_name
     if args.if_missing and (existing := list_versions(model_dir)):
         logger.info("%s already has version %d; not training", model_dir, existing[-1])
@@ -126,6 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         quantize=args.quantize,
         model_dir=args.model_dir,
         model_name=args.model_name,
+        stream=args.stream,
+        distribute=args.distribute,
+        shuffle_buffer=args.shuffle_buffer,
         params=Hyperparameters(
             epochs=args.epochs,
             batch_size=args.batch_size,
@@ -143,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"error: cannot write the bundle: {exc}", file=sys.stderr)
         return 2
+    if version_dir is None:
+        return 0  # a worker that is not the chief: the chief prints the bundle's path
     print(comparison_table(read_metadata(version_dir)), file=sys.stderr)
     logger.info("published %s", version_dir)
     print(version_dir)

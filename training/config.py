@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from training.sources import CHUNK_ROWS, is_sharded
+
 
 @dataclass(frozen=True)
 class Hyperparameters:
@@ -42,3 +44,15 @@ class TrainConfig:
     model_dir: Path = Path("models")
     model_name: str = "default"
     params: Hyperparameters = field(default_factory=Hyperparameters)
+    stream: bool = False
+    """Read the data in chunks, never whole: implied when `data` is a directory or a glob."""
+    distribute: Literal["none", "mirrored", "multi-worker"] = "none"
+    """`tf.distribute` strategy: all of this host's GPUs, or the workers TF_CONFIG lists."""
+    shuffle_buffer: int = 10_000
+    """Streamed or distributed training: rows in the shuffle buffer of each input pipeline."""
+    chunk_rows: int = CHUNK_ROWS
+    """Streamed data: rows read and encoded at a time."""
+
+    @property
+    def streamed(self) -> bool:
+        return self.stream or (self.data is not None and is_sharded(str(self.data)))

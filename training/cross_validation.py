@@ -35,12 +35,12 @@ def cross_validate(
         train, validation = split_rows(dataset, fit_rows, VALIDATION_FRACTION, params.seed)
         stats = fit_stats(dataset, train, config.min_category_count)
         result = network.train(
-            *model_inputs(stats, dataset, train),
+            *model_inputs(stats, train),
             stats.target,
             params,
-            validation=model_inputs(stats, dataset, validation),
+            validation=model_inputs(stats, validation),
         )
-        x_held, y_held = model_inputs(stats, dataset, held)
+        x_held, y_held = model_inputs(stats, held)
         evaluation = evaluate(stats, y_held, network.network_outputs(result.model, x_held))
         evaluations.append(evaluation)
         kept_epochs.append(result.best_epoch)

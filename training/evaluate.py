@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 from sklearn.dummy import DummyClassifier, DummyRegressor
@@ -69,23 +70,36 @@ def baselines(
 ) -> dict[str, Evaluation]:
     """A trivial model (mean / class priors) and a linear one (ridge / logistic regression),
     fitted on the same preprocessed training rows and scored on the same test rows."""
-    (x_train, y_train), (x_test, y_test) = train, test
+    models = fit_baselines(stats, *train, seed)
+    outputs = baseline_outputs(stats, models, test[0])
+    return {name: evaluate(stats, test[1], out) for name, out in outputs.items()}
+
+
+def fit_baselines(
+    stats: PreprocessingStats, x_train: np.ndarray, y_train: np.ndarray, seed: int
+) -> dict[str, Any]:
+    """The trivial and linear baselines, fitted on encoded training rows."""
+    if not isinstance(stats.target, ClassificationTarget):
+        return {
+            "trivial": DummyRegressor(strategy="mean").fit(x_train, y_train),
+            "linear": Ridge(alpha=1.0).fit(x_train, y_train),
+        }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return {
+            "trivial": DummyClassifier(strategy="prior").fit(x_train, y_train),
+            "linear": LogisticRegression(max_iter=2000, random_state=seed).fit(x_train, y_train),
+        }
+
+
+def baseline_outputs(
+    stats: PreprocessingStats, models: dict[str, Any], x: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Each baseline's predictions for encoded rows, shaped like the network's outputs."""
     target = stats.target
     if not isinstance(target, ClassificationTarget):
-        trivial = DummyRegressor(strategy="mean").fit(x_train, y_train)
-        linear = Ridge(alpha=1.0).fit(x_train, y_train)
-        outputs = {"trivial": trivial.predict(x_test), "linear": linear.predict(x_test)}
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            models = {
-                "trivial": DummyClassifier(strategy="prior").fit(x_train, y_train),
-                "linear": LogisticRegression(max_iter=2000, random_state=seed).fit(
-                    x_train, y_train
-                ),
-            }
-        outputs = {name: _as_network_outputs(m, x_test, target) for name, m in models.items()}
-    return {name: evaluate(stats, y_test, out) for name, out in outputs.items()}
+        return {name: model.predict(x) for name, model in models.items()}
+    return {name: _as_network_outputs(model, x, target) for name, model in models.items()}
 
 
 def _as_network_outputs(model: object, x: np.ndarray, target: ClassificationTarget) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,12 +45,9 @@ def build_model(input_width: int, target: Target, params: Hyperparameters) -> An
     The head fits the target: one linear unit and MSE for regression, one sigmoid unit and
     binary cross-entropy for two classes, a softmax and sparse cross-entropy for more.
     """
+    activation = None
     if isinstance(target, ClassificationTarget):
-        binary = target.output_width == 1
-        activation = "sigmoid" if binary else "softmax"
-        loss = "binary_crossentropy" if binary else "sparse_categorical_crossentropy"
-    else:
-        activation, loss = None, "mse"
+        activation = "sigmoid" if target.output_width == 1 else "softmax"
     penalty = keras.regularizers.l2(params.l2) if params.l2 > 0 else None
     model = keras.Sequential(
         [
@@ -59,8 +57,18 @@ def build_model(input_width: int, target: Target, params: Hyperparameters) -> An
             keras.layers.Dense(target.output_width, activation=activation),
         ]
     )
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=params.learning_rate), loss=loss)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=params.learning_rate),
+        loss=loss_name(target),
+    )
     return model
+
+
+def loss_name(target: Target) -> str:
+    """The head's loss, as Keras names it."""
+    if not isinstance(target, ClassificationTarget):
+        return "mse"
+    return "binary_crossentropy" if target.output_width == 1 else "sparse_categorical_crossentropy"
 
 
 class _EpochLog(keras.callbacks.Callback):  # type: ignore[misc]
@@ -99,7 +107,7 @@ def train(
         validation_data=validation,
         epochs=params.epochs,
         batch_size=params.batch_size,
-        class_weight=_class_weights(y_train, target) if params.balance_classes else None,
+        class_weight=class_weights(y_train, target) if params.balance_classes else None,
         callbacks=callbacks,
         verbose=0,
         shuffle=True,
@@ -111,13 +119,17 @@ def train(
     return TrainResult(model=model, history=curves, best_epoch=best_epoch)
 
 
-def _class_weights(y: np.ndarray, target: Target) -> dict[int, float] | None:
-    """'Balanced' weights, n / (classes * count): each class weighs the same in the loss."""
+def class_weights(y: np.ndarray, target: Target) -> dict[int, float] | None:
     if not isinstance(target, ClassificationTarget):
         return None
-    k = len(target.classes)
-    counts = np.bincount(y.astype(np.int64), minlength=k)
-    return {i: len(y) / (k * c) for i, c in enumerate(counts) if c > 0}
+    return balanced_weights(np.bincount(y.astype(np.int64), minlength=len(target.classes)))
+
+
+def balanced_weights(counts: Sequence[int] | np.ndarray) -> dict[int, float]:
+    """'Balanced' weights from rows per class, n / (classes * count): each class weighs the
+    same in the loss."""
+    n, k = int(np.sum(counts)), len(counts)
+    return {i: n / (k * int(c)) for i, c in enumerate(counts) if c > 0}
 
 
 def network_outputs(model: Any, x: np.ndarray) -> np.ndarray:

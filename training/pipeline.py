@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from app.bundle import (
@@ -15,23 +17,81 @@ from app.bundle import (
     SAVED_MODEL_DIR,
     STATS_FILE,
     ClassificationTarget,
+    DataSummary,
+    Evaluation,
     Metadata,
+    PreprocessingStats,
     RowCounts,
+    Spread,
     publish_version,
     write_json,
 )
-from training.config import TrainConfig
-from training.data import load_dataset, split_dataset
+from training.config import Hyperparameters, TrainConfig
+from training.data import BUILTIN_SOURCES, DEFAULT_SOURCE, Task, load_dataset, split_dataset
 from training.errors import TrainingError
-from training.evaluate import PRIMARY_METRIC, baselines, evaluate
+from training.evaluate import (
+    PRIMARY_METRIC,
+    baseline_outputs,
+    baselines,
+    evaluate,
+    fit_baselines,
+)
 from training.preprocess import fit_stats, model_inputs
 from training.report import write_report
+from training.scan import fit_stream_stats, scan_schema
+from training.sources import TEST, TRAIN, VALIDATION
+from training.streaming import ShardRows
+
+if TYPE_CHECKING:
+    from training.model import TrainResult
 
 logger = logging.getLogger(__name__)
 
+LITERT_CHECK_ROWS = 10_000
+"""Streamed data: test rows the LiteRT conversions are compared on (all of them in memory)."""
 
-def run(config: TrainConfig) -> Path:
-    """Train one bundle and publish it as the next version; return its directory."""
+
+@dataclass(frozen=True)
+class _Fitted:
+    """A trained network and everything the bundle says about it, however it was trained."""
+
+    task: Task
+    features: list[str]
+    target: str
+    summary: DataSummary
+    stats: PreprocessingStats
+    result: TrainResult
+    rows: RowCounts
+    test_y: np.ndarray
+    """Encoded targets of the test rows."""
+    test_outputs: np.ndarray
+    reference: dict[str, Evaluation]
+    check_rows: tuple[np.ndarray, np.ndarray]
+    """Test rows (inputs, targets) the LiteRT conversions are compared and scored on."""
+    params: Hyperparameters
+    cv_scores: dict[str, Spread] | None = None
+
+
+def run(config: TrainConfig) -> Path | None:
+    """Train one bundle and publish it as the next version; return its directory, or None on a
+    worker of a multi-worker cluster that is not the chief (the chief publishes)."""
+    if config.cv_folds and (config.streamed or config.distribute != "none"):
+        raise TrainingError(
+            "--cv needs the data in memory and one process: drop --stream "
+            "(or the directory or glob) and --distribute"
+        )
+    if config.stream and str(config.data or DEFAULT_SOURCE) in BUILTIN_SOURCES:
+        raise TrainingError("--stream reads files; the built-in data sets are small, drop it")
+    fitted = _fit_streamed(config) if config.streamed else _fit_in_memory(config)
+    from training.distributed import is_chief
+
+    if not is_chief():
+        logger.info("not the chief of the cluster: the chief writes the bundle")
+        return None
+    return _publish(config, fitted)
+
+
+def _fit_in_memory(config: TrainConfig) -> _Fitted:
     dataset = load_dataset(config.data, config.target, config.task, config.categorical, config.drop)
     params = config.params
     split = split_dataset(dataset, params.seed)
@@ -53,10 +113,11 @@ def run(config: TrainConfig) -> Path:
         )
 
     # TensorFlow is imported only now, so bad input is reported in well under a second.
+    from training import distributed
     from training import model as network
     from training.cross_validation import cross_validate
-    from training.litert import export_flatbuffers
 
+    strategy = distributed.make_strategy(config.distribute)
     cv_scores = None
     if config.cv_folds:
         # Every non-test row trains the final model, for as many epochs as the folds kept.
@@ -65,51 +126,165 @@ def run(config: TrainConfig) -> Path:
     else:
         train_rows, validation_rows = split.train, split.validation
     stats = fit_stats(dataset, train_rows, config.min_category_count)
-    train_xy = model_inputs(stats, dataset, train_rows)
-    result = network.train(
-        *train_xy,
+    train_xy = model_inputs(stats, train_rows)
+    validation = None if validation_rows is None else model_inputs(stats, validation_rows)
+    if config.distribute == "none":
+        result = network.train(*train_xy, stats.target, params, validation=validation)
+    else:
+        weights = (
+            network.class_weights(train_xy[1], stats.target) if params.balance_classes else None
+        )
+        result = distributed.fit(
+            strategy,
+            distributed.TrainingRows(
+                chunks=distributed.array_chunks(*train_xy),
+                count=len(train_xy[1]),
+                input_width=stats.input_width,
+                validation=None if validation is None else lambda: iter([validation]),
+                class_weights=weights,
+                shuffle_buffer=config.shuffle_buffer,
+            ),
+            stats.target,
+            params,
+        )
+    test_xy = model_inputs(stats, split.test)
+    return _Fitted(
+        task=dataset.task,
+        features=dataset.features,
+        target=dataset.target,
+        summary=dataset.summary,
+        stats=stats,
+        result=result,
+        rows=RowCounts(
+            train=len(train_rows),
+            validation=0 if validation_rows is None else len(validation_rows),
+            test=len(split.test),
+        ),
+        test_y=test_xy[1],
+        test_outputs=network.network_outputs(result.model, test_xy[0]),
+        reference=baselines(stats, train_xy, test_xy, params.seed),
+        check_rows=test_xy,
+        params=params,
+        cv_scores=cv_scores,
+    )
+
+
+def _fit_streamed(config: TrainConfig) -> _Fitted:
+    """The same recipe on data read in chunks: two passes for the schema and statistics, the
+    training loop over `tf.data`, one more pass to score the test rows."""
+    params = config.params
+    source = str(config.data)
+    schema = scan_schema(
+        source,
+        config.target,
+        task=config.task,
+        categorical=config.categorical,
+        drop=config.drop,
+        seed=params.seed,
+        chunk_rows=config.chunk_rows,
+    )
+    fitted = fit_stream_stats(schema, config.min_category_count, params.seed, config.chunk_rows)
+    stats, counts = fitted.stats, fitted.rows
+    logger.info(
+        "%s from %d shard(s) of %s, streamed: %d features (%d categorical); "
+        "%d train, %d validation, %d test rows",
+        schema.task,
+        len(schema.shards),
+        source,
+        len(schema.features),
+        len(schema.categorical),
+        counts[TRAIN],
+        counts[VALIDATION],
+        counts[TEST],
+    )
+    from training import distributed
+    from training import model as network
+
+    strategy = distributed.make_strategy(config.distribute)
+    rows = ShardRows(schema, stats, params.seed, config.chunk_rows)
+    weights = None
+    if params.balance_classes and fitted.class_counts is not None:
+        weights = network.balanced_weights(fitted.class_counts)
+    result = distributed.fit(
+        strategy,
+        distributed.TrainingRows(
+            chunks=lambda pipeline, pipelines: rows.encoded(TRAIN, pipeline, pipelines),
+            count=counts[TRAIN],
+            input_width=stats.input_width,
+            validation=lambda: rows.encoded(VALIDATION),
+            class_weights=weights,
+            shuffle_buffer=config.shuffle_buffer,
+        ),
         stats.target,
         params,
-        validation=None
-        if validation_rows is None
-        else model_inputs(stats, dataset, validation_rows),
     )
-    test_xy = model_inputs(stats, dataset, split.test)
-    test_outputs = network.network_outputs(result.model, test_xy[0])
-    test = evaluate(stats, test_xy[1], test_outputs)
-    reference = baselines(stats, train_xy, test_xy, params.seed)
-    primary = PRIMARY_METRIC[dataset.task]
-    beats = test.metrics[primary] > reference["linear"].metrics[primary]
+    sample = fitted.baseline_sample
+    models = fit_baselines(stats, *model_inputs(stats, sample), params.seed)
+    test_y: list[np.ndarray] = []
+    outputs: list[np.ndarray] = []
+    reference: dict[str, list[np.ndarray]] = {name: [] for name in models}
+    check: tuple[np.ndarray, np.ndarray] | None = None
+    for x, y in rows.encoded(TEST):
+        test_y.append(y)
+        outputs.append(network.network_outputs(result.model, x))
+        for name, out in baseline_outputs(stats, models, x).items():
+            reference[name].append(out)
+        if check is None:
+            check = x[:LITERT_CHECK_ROWS], y[:LITERT_CHECK_ROWS]
+    y_all = np.concatenate(test_y)
+    return _Fitted(
+        task=schema.task,
+        features=schema.features,
+        target=schema.target,
+        summary=schema.summary,
+        stats=stats,
+        result=result,
+        rows=RowCounts(train=counts[TRAIN], validation=counts[VALIDATION], test=counts[TEST]),
+        test_y=y_all,
+        test_outputs=np.concatenate(outputs),
+        reference={
+            name: evaluate(stats, y_all, np.concatenate(parts)) for name, parts in reference.items()
+        },
+        check_rows=check if check is not None else (np.zeros((0, stats.input_width)), y_all),
+        params=params,
+    )
 
+
+def _publish(config: TrainConfig, fitted: _Fitted) -> Path:
+    from training import model as network
+    from training.litert import export_flatbuffers
+
+    stats, params, result = fitted.stats, fitted.params, fitted.result
+    test = evaluate(stats, fitted.test_y, fitted.test_outputs)
+    primary = PRIMARY_METRIC[fitted.task]
+    beats = test.metrics[primary] > fitted.reference["linear"].metrics[primary]
     model_dir = config.model_dir / config.model_name
     with publish_version(model_dir) as (scratch, version):
         network.export_saved_model(result.model, scratch / SAVED_MODEL_DIR)
-        litert, litert_quantized = export_flatbuffers(scratch, stats, *test_xy, config.quantize)
+        litert, litert_quantized = export_flatbuffers(
+            scratch, stats, *fitted.check_rows, config.quantize
+        )
         write_json(scratch / STATS_FILE, stats)
         versions = network.versions()
         metadata = Metadata(
             name=config.model_name,
             version=version,
             created_at=datetime.now(UTC),
-            task=dataset.task,
-            features=dataset.features,
-            target=dataset.target,
+            task=fitted.task,
+            features=fitted.features,
+            target=fitted.target,
             classes=stats.target.classes
             if isinstance(stats.target, ClassificationTarget)
             else None,
             primary_metric=primary,
             test=test,
-            baselines=reference,
+            baselines=fitted.reference,
             beats_linear_baseline=beats,
-            cross_validation=cv_scores,
+            cross_validation=fitted.cv_scores,
             litert=litert,
             litert_quantized=litert_quantized,
-            rows=RowCounts(
-                train=len(train_rows),
-                validation=0 if validation_rows is None else len(validation_rows),
-                test=len(split.test),
-            ),
-            data=dataset.summary,
+            rows=fitted.rows,
+            data=fitted.summary,
             training={
                 **asdict(params),
                 "epochs_run": len(result.history["loss"]),
@@ -118,6 +293,8 @@ def run(config: TrainConfig) -> Path:
                 "min_category_count": config.min_category_count,
                 "task": config.task,
                 "quantize": config.quantize,
+                "streamed": config.streamed,
+                "distribute": config.distribute,
             },
             tensorflow_version=versions["tensorflow"],
             keras_version=versions["keras"],
@@ -125,8 +302,11 @@ def run(config: TrainConfig) -> Path:
         write_json(scratch / METADATA_FILE, metadata)
         actual_vs_predicted = (
             None
-            if dataset.task == "classification"
-            else (split.test[dataset.target].to_numpy(), stats.decode(test_outputs).values)
+            if fitted.task == "classification"
+            else (
+                np.asarray(stats.decode(fitted.test_y).values),
+                stats.decode(fitted.test_outputs).values,
+            )
         )
         write_report(scratch / REPORT_DIR, metadata, result.history, actual_vs_predicted)
     return model_dir / str(version)

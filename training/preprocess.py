@@ -37,9 +37,7 @@ def fit_stats(dataset: Dataset, train: pd.DataFrame, min_category_count: int) ->
     return PreprocessingStats(features=features, target=target)
 
 
-def model_inputs(
-    stats: PreprocessingStats, dataset: Dataset, frame: pd.DataFrame
-) -> tuple[np.ndarray, np.ndarray]:
+def model_inputs(stats: PreprocessingStats, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Rows of `frame` as the network's inputs and encoded targets."""
-    x = stats.transform(feature_columns(frame, dataset.features))
-    return x, stats.target.encode(frame[dataset.target].to_numpy())
+    x = stats.transform(feature_columns(frame, stats.feature_names))
+    return x, stats.target.encode(frame[stats.target.name].to_numpy())

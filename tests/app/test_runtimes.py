@@ -132,7 +132,9 @@ def test_quantised_flatbuffer_is_measured_and_served_only_when_asked(
         model_name="diabetes",
         params=Hyperparameters(epochs=5, seed=SEED),
     )
-    meta = read_metadata(run(config))
+    version = run(config)
+    assert version is not None
+    meta = read_metadata(version)
     assert meta.litert is not None and meta.litert_quantized is not None
     assert meta.litert_quantized.size_bytes < meta.litert.size_bytes / 2
     assert meta.litert_quantized.test is not None

@@ -38,9 +38,19 @@ def test_missing_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Non
 
 
 def test_unreadable_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code, _, err = run_cli(capsys, "--data", str(tmp_path))
+    (tmp_path / "bad.csv").write_bytes(b"x,y\n\xff\xfe,\x80\n")
+    code, _, err = run_cli(capsys, "--data", str(tmp_path / "bad.csv"))
     assert code == 2
-    assert error_line(err).startswith(f"error: cannot read data file {tmp_path}: ")
+    assert error_line(err).startswith(f"error: cannot read data file {tmp_path / 'bad.csv'}: ")
+
+
+def test_directory_without_data_files(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("x,y\n1,2\n")
+    code, out, err = run_cli(capsys, "--data", str(tmp_path))
+    assert (code, out) == (2, "")
+    assert error_line(err) == (
+        f"error: no data files (.csv, .parquet, .pq) match the directory {tmp_path}"
+    )
 
 
 def test_empty_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -157,3 +167,19 @@ def test_errors_print_no_traceback_in_a_real_process(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: data file not found: {tmp_path / 'missing.csv'}"
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--cv", "3"], "--cv needs the data in memory and one process"),
+        (["--data", "sklearn:wine"], "--stream reads files; the built-in data sets are small"),
+    ],
+)
+def test_stream_refuses_what_it_cannot_do(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, args: list[str], message: str
+) -> None:
+    csv = write_csv(tmp_path / "d.csv", x=list(range(20)), target=list(range(20)))
+    code, out, err = run_cli(capsys, "--data", str(csv), "--stream", *args)
+    assert (code, out) == (2, "")
+    assert error_line(err).startswith(f"error: {message}")

@@ -67,10 +67,10 @@ def test_classification_split_is_stratified(tmp_path: Path) -> None:
 
 def test_balanced_class_weights_make_every_class_weigh_the_same() -> None:
     from app.bundle import ClassificationTarget
-    from training.model import _class_weights
+    from training.model import class_weights
 
     y = np.array([0] * 90 + [1] * 10)
-    weights = _class_weights(y, ClassificationTarget(name="y", classes=["a", "b"]))
+    weights = class_weights(y, ClassificationTarget(name="y", classes=["a", "b"]))
     assert weights == pytest.approx({0: 100 / 180, 1: 100 / 20})
     assert weights is not None
     assert 90 * weights[0] == pytest.approx(10 * weights[1])

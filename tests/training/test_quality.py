@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sklearn.datasets import load_breast_cancer, load_diabetes
 
 from app.bundle import Metadata, read_metadata
+from tests.training.test_streaming import write_shards
 from training.config import Hyperparameters, TrainConfig
 from training.pipeline import run
 
@@ -18,7 +22,9 @@ def train(tmp_path: Path, source: str, name: str, **params: object) -> Metadata:
         model_name=name,
         params=Hyperparameters(**params),  # type: ignore[arg-type]
     )
-    return read_metadata(run(config))
+    version = run(config)
+    assert version is not None
+    return read_metadata(version)
 
 
 def test_diabetes_network_is_within_003_r2_of_the_linear_baseline(tmp_path: Path) -> None:
@@ -63,7 +69,9 @@ def test_cross_validation_reports_every_metric_then_trains_on_all_rows(
         model_name="cv",
         params=Hyperparameters(epochs=30, seed=5),
     )
-    meta = read_metadata(run(config))
+    version = run(config)
+    assert version is not None
+    meta = read_metadata(version)
     assert meta.cross_validation is not None
     assert set(meta.cross_validation) == set(meta.test.metrics)
     assert 0.5 < meta.cross_validation["accuracy"].mean <= 1.0
@@ -77,3 +85,21 @@ def test_cross_validation_reports_every_metric_then_trains_on_all_rows(
     assert epochs <= 30
     epoch_lines = [r for r in caplog.records if r.getMessage().startswith("epoch ")]
     assert len(epoch_lines) >= 3, "training shows progress per epoch"
+
+
+@pytest.mark.parametrize(
+    ("loader", "metric", "floor"),
+    [(load_breast_cancer, "accuracy", 0.95), (load_diabetes, "r2", 0.35)],
+)
+def test_streamed_shards_train_as_well(
+    tmp_path: Path, loader: Callable[..., Any], metric: str, floor: float
+) -> None:
+    """The streaming path (hash split, tf.data, its own loop) against the same floors."""
+    frame = loader(as_frame=True).frame
+    shards = write_shards(frame, tmp_path / "shards", parts=4)
+    meta = train(tmp_path, str(shards), "streamed")
+    assert meta.training["streamed"] is True
+    assert meta.rows.train + meta.rows.validation + meta.rows.test == len(frame)
+    assert meta.test.metrics[metric] >= floor
+    primary = meta.primary_metric
+    assert meta.test.metrics[primary] >= meta.baselines["linear"].metrics[primary] - 0.03

@@ -1,0 +1,172 @@
+"""`--distribute`: the same loop under every strategy, and two workers on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from app.bundle import (
+    LITERT_FILE,
+    METADATA_FILE,
+    SAVED_MODEL_DIR,
+    STATS_FILE,
+    RegressionTarget,
+    read_metadata,
+)
+from tests.app.test_parity import messy_test_rows, post_rows
+from tests.conftest import MESSY_DROP, serve
+from tests.live import free_port
+from tests.offline import offline_predictions
+from tests.training.test_streaming import write_shards
+from training.config import Hyperparameters
+
+REPO = Path(__file__).resolve().parents[2]
+WORKER_TIMEOUT_S = 300
+
+
+def tf_config(ports: list[int], index: int, chief: bool = False) -> str:
+    workers = [f"localhost:{p}" for p in ports]
+    cluster = {"chief": workers[:1], "worker": workers[1:]} if chief else {"worker": workers}
+    task = (
+        {"type": "chief", "index": 0}
+        if chief and index == 0
+        else {
+            "type": "worker",
+            "index": index - 1 if chief else index,
+        }
+    )
+    return json.dumps({"cluster": cluster, "task": task})
+
+
+@pytest.mark.parametrize(
+    ("config", "chief"),
+    [
+        (None, True),
+        ({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 0}}, True),
+        ({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}, False),
+        ({"cluster": {"chief": ["a:1"], "worker": ["b:2"]}, "task": {"type": "chief"}}, True),
+        (
+            {"cluster": {"chief": ["a:1"], "worker": ["b:2"]}, "task": {"type": "worker"}},
+            False,
+        ),
+    ],
+)
+def test_only_the_chief_writes(
+    monkeypatch: pytest.MonkeyPatch, config: dict[str, object] | None, chief: bool
+) -> None:
+    from training.distributed import is_chief
+
+    if config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", json.dumps(config))
+    assert is_chief() is chief
+
+
+def test_the_loop_gives_the_same_weights_under_any_one_host_strategy() -> None:
+    """No code changes between strategies: mirrored over this host's devices fits exactly
+    what the default strategy fits."""
+    import tensorflow as tf
+
+    from training import distributed
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 4)).astype(np.float32)
+    y = (x @ np.array([1.0, -2.0, 0.5, 0.0]) + 0.1 * rng.normal(size=600)).astype(np.float32)
+    rows = distributed.TrainingRows(
+        chunks=distributed.array_chunks(x[:500], y[:500], chunk_rows=128),
+        count=500,
+        input_width=4,
+        validation=lambda: iter([(x[500:], y[500:])]),
+    )
+    target = RegressionTarget(name="y", mean=0.0, std=1.0)
+    params = Hyperparameters(epochs=4, batch_size=50, seed=3)
+    plain = distributed.fit(tf.distribute.get_strategy(), rows, target, params)
+    mirrored = distributed.fit(distributed.make_strategy("mirrored"), rows, target, params)
+    assert plain.history["val_loss"][-1] < plain.history["val_loss"][0]
+    for key in ("loss", "val_loss"):
+        assert plain.history[key] == pytest.approx(mirrored.history[key])
+    for a, b in zip(plain.model.get_weights(), mirrored.model.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_two_workers_on_loopback_write_one_bundle_that_serves(
+    messy_csv: Path, tmp_path: Path
+) -> None:
+    frame = pd.read_csv(messy_csv, dtype=str, keep_default_na=False)
+    shards = write_shards(frame, tmp_path / "shards", parts=3)
+    root = tmp_path / "models"
+    ports = [free_port(), free_port()]
+    argv = [
+        sys.executable,
+        "-m",
+        "training",
+        "--data",
+        str(shards),
+        "--target",
+        "label",
+        "--categorical",
+        "rooms",
+        "--drop",
+        ",".join(MESSY_DROP["label"]),
+        "--distribute",
+        "multi-worker",
+        "--epochs",
+        "6",
+        "--batch-size",
+        "32",
+        "--model-dir",
+        str(root),
+        "--model-name",
+        "cluster",
+    ]
+    workers = [
+        subprocess.Popen(
+            argv,
+            cwd=REPO,
+            env={**os.environ, "TF_CONFIG": tf_config(ports, i)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    try:
+        outputs = [w.communicate(timeout=WORKER_TIMEOUT_S) for w in workers]
+    finally:
+        for w in workers:
+            w.kill()
+    for w, (_, err) in zip(workers, outputs, strict=True):
+        assert w.returncode == 0, err[-3000:]
+    (chief_out, chief_err), (worker_out, worker_err) = outputs
+    assert "2 replica(s) in sync" in chief_err and "2 replica(s) in sync" in worker_err
+    digests = [re.findall(r"weights sha256 (\w+)", err) for _, err in outputs]
+    assert len(digests[0]) == 1 and digests[0] == digests[1], "the workers ended apart"
+    assert worker_out == ""
+    assert "not the chief" in worker_err
+
+    assert sorted(p.name for p in (root / "cluster").iterdir()) == ["1"]
+    version = root / "cluster" / "1"
+    assert chief_out.strip().splitlines()[-1] == str(version)
+    for part in (SAVED_MODEL_DIR, LITERT_FILE, STATS_FILE, METADATA_FILE):
+        assert (version / part).exists(), part
+    meta = read_metadata(version)
+    assert (meta.training["distribute"], meta.training["streamed"]) == ("multi-worker", True)
+    assert meta.classes == ["high", "low", "mid"]
+
+    # It serves what the exported model gives offline, for the raw cells a client sends.
+    rows, clean = messy_test_rows(messy_csv, "label")
+    with serve(root, "cluster") as client:
+        body = post_rows(client, rows)
+    offline = offline_predictions(version, clean)
+    assert offline.probabilities is not None
+    assert body["predictions"] == offline.values
+    np.testing.assert_allclose(body["probabilities"], offline.probabilities, rtol=1e-5, atol=1e-7)
