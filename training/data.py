@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from app.bundle import ColumnSummary, DataSummary, category_key
+from app.bundle import MISSING_WORDS, ColumnSummary, DataSummary, category_key
 from training.errors import TrainingError
 
 logger = logging.getLogger(__name__)
@@ -186,8 +186,16 @@ def check_columns_exist(
 
 
 def as_text(column: pd.Series) -> pd.Series:
-    """Cells as canonical text (see `category_key`), None where missing."""
-    return column.map(category_key).astype(object)
+    """Cells as canonical text (see `category_key`), NaN where missing."""
+    if not _all_strings(column):
+        return column.map(category_key).astype(object)
+    # `category_key` for text, column-wise: CSV columns are read as text, and this runs on
+    # every cell of every pass over streamed data.
+    stripped = column.str.strip()
+    lowered = stripped.str.lower()
+    text = stripped.where(~lowered.isin(("true", "false")), lowered).astype(object)
+    text[lowered.isin(MISSING_WORDS)] = np.nan  # as `map` leaves a None
+    return text
 
 
 def as_numbers(column: pd.Series) -> pd.Series | None:
@@ -196,9 +204,28 @@ def as_numbers(column: pd.Series) -> pd.Series | None:
         return None
     if pd.api.types.is_numeric_dtype(column):
         return column.astype(np.float64)
+    if _all_strings(column):
+        # Most cells parse as they are; only the others need canonical text (" -inf ", "NA").
+        numbers = pd.to_numeric(column, errors="coerce").astype(np.float64)
+        unparsed = numbers.isna()
+        if not unparsed.any():
+            return numbers
+        text = as_text(column[unparsed])
+        retried = pd.to_numeric(text, errors="coerce")
+        if retried.notna().sum() != text.notna().sum():
+            return None
+        numbers[unparsed] = retried.astype(np.float64)
+        return numbers
     text = as_text(column)
     numbers = pd.to_numeric(text, errors="coerce")
     return numbers.astype(np.float64) if numbers.notna().sum() == text.notna().sum() else None
+
+
+def _all_strings(column: pd.Series) -> bool:
+    # pandas's text dtype (CSV cells), or objects that are all strings; not mixed objects.
+    return pd.api.types.is_string_dtype(column) and (
+        column.dtype != object or pd.api.types.infer_dtype(column, skipna=False) == "string"
+    )
 
 
 def is_missing(column: pd.Series) -> pd.Series:

@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -111,7 +112,9 @@ def fit(strategy: Any, rows: TrainingRows, target: Target, params: Hyperparamete
     history: dict[str, list[float]] = {"loss": []}
     best, best_loss, best_epoch, waited = None, math.inf, 0, 0
     for epoch in range(1, params.epochs + 1):
+        started = time.perf_counter()
         history["loss"].append(sum(step.train(next(batches)) for _ in range(steps)) / steps)
+        speed = steps * global_batch / (time.perf_counter() - started)
         scores = f"loss {history['loss'][-1]:.4f}"
         if rows.validation is not None:
             loss = step.validation_loss(rows.validation())
@@ -121,7 +124,14 @@ def fit(strategy: Any, rows: TrainingRows, target: Target, params: Hyperparamete
                 best, best_loss, best_epoch, waited = model.get_weights(), loss, epoch, 0
             else:
                 waited += 1
-        logger.info("epoch %d/%d (%d steps): %s", epoch, params.epochs, steps, scores)
+        logger.info(
+            "epoch %d/%d (%d steps, %.0f training rows/s): %s",
+            epoch,
+            params.epochs,
+            steps,
+            speed,
+            scores,
+        )
         if rows.validation is not None and waited >= params.patience:
             break
     if best is None:

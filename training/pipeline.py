@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -174,6 +175,7 @@ def _fit_streamed(config: TrainConfig) -> _Fitted:
     training loop over `tf.data`, one more pass to score the test rows."""
     params = config.params
     source = str(config.data)
+    started = time.perf_counter()
     schema = scan_schema(
         source,
         config.target,
@@ -183,7 +185,10 @@ def _fit_streamed(config: TrainConfig) -> _Fitted:
         seed=params.seed,
         chunk_rows=config.chunk_rows,
     )
+    rows_read = schema.summary.rows_read
+    started = _log_pass("first pass (columns, task, classes)", rows_read, started)
     fitted = fit_stream_stats(schema, config.min_category_count, params.seed, config.chunk_rows)
+    started = _log_pass("second pass (statistics)", rows_read, started)
     stats, counts = fitted.stats, fitted.rows
     logger.info(
         "%s from %d shard(s) of %s, streamed: %d features (%d categorical); "
@@ -218,6 +223,7 @@ def _fit_streamed(config: TrainConfig) -> _Fitted:
         stats.target,
         params,
     )
+    started = time.perf_counter()
     sample = fitted.baseline_sample
     models = fit_baselines(stats, *model_inputs(stats, sample), params.seed)
     test_y: list[np.ndarray] = []
@@ -232,6 +238,7 @@ def _fit_streamed(config: TrainConfig) -> _Fitted:
         if check is None:
             check = x[:LITERT_CHECK_ROWS], y[:LITERT_CHECK_ROWS]
     y_all = np.concatenate(test_y)
+    _log_pass("test pass (network and baselines)", rows_read, started)
     return _Fitted(
         task=schema.task,
         features=schema.features,
@@ -248,6 +255,15 @@ def _fit_streamed(config: TrainConfig) -> _Fitted:
         check_rows=check if check is not None else (np.zeros((0, stats.input_width)), y_all),
         params=params,
     )
+
+
+def _log_pass(what: str, rows: int, started: float) -> float:
+    """Log a pass over the data with its speed; return the time it ended."""
+    now = time.perf_counter()
+    logger.info(
+        "%s: %d rows in %.1f s, %.0f rows/s", what, rows, now - started, rows / (now - started)
+    )
+    return now
 
 
 def _publish(config: TrainConfig, fitted: _Fitted) -> Path:

@@ -87,13 +87,16 @@ class _Moments:
 
 @dataclass
 class _ColumnTally:
-    """One feature column, read both ways, until it is known which way applies."""
+    """One feature column: its numbers while every cell is one, else its category keys."""
 
     numeric: bool
-    """Still possibly numeric: every present cell so far was a number."""
+    """Still numeric: every present cell so far was a number."""
+    flipped: bool = False
+    """A cell that is not a number came after numbers: the text tally is incomplete."""
     text_missing: int = 0
     text_values: set[str] = field(default_factory=set)
     text_first: str | None = None
+    number_rows: int = 0
     number_missing: int = 0
     number_values: set[float] = field(default_factory=set)
     """Finite ones; `infinities` holds the others, which count as distinct but not present."""
@@ -101,25 +104,28 @@ class _ColumnTally:
     number_first: float | None = None
 
     def add(self, column: pd.Series) -> None:
+        if self.numeric:
+            numbers = as_numbers(column)
+            if numbers is not None:
+                self.number_rows += len(numbers)
+                finite = numbers[np.isfinite(numbers)]
+                self.number_missing += len(numbers) - len(finite)
+                if self.number_first is None and len(finite):
+                    self.number_first = float(finite.iloc[0])
+                self.infinities.update(numbers[np.isinf(numbers)].unique().tolist())
+                _add_capped(self.number_values, finite.unique())
+                return
+            # Only a flip after numeric rows leaves the text tally short.
+            self.numeric, self.flipped = False, self.number_rows > 0
+            self.number_values.clear()
+        if self.flipped:
+            return
         text = as_text(column)
         present_text = text.dropna()
         self.text_missing += len(text) - len(present_text)
         if self.text_first is None and len(present_text):
             self.text_first = str(present_text.iloc[0])
         _add_capped(self.text_values, present_text.unique())
-        if not self.numeric:
-            return
-        numbers = as_numbers(column)
-        if numbers is None:
-            self.numeric = False
-            self.number_values.clear()
-            return
-        finite = numbers[np.isfinite(numbers)]
-        self.number_missing += len(numbers) - len(finite)
-        if self.number_first is None and len(finite):
-            self.number_first = float(finite.iloc[0])
-        self.infinities.update(numbers[np.isinf(numbers)].unique().tolist())
-        _add_capped(self.number_values, finite.unique())
 
     def summary(self) -> tuple[ColumnSummary, str | None]:
         """The column's summary, and why it is useless if it is."""
@@ -143,6 +149,9 @@ class _ColumnTally:
 @dataclass
 class _TargetTally:
     numeric: bool = True
+    """Every present cell so far was a number."""
+    flipped: bool = False
+    """Text came after numbers: the label tally is incomplete, the pass must run again."""
     boolean: bool = True
     """Every chunk held the target as booleans (Parquet)."""
     integral: bool = True
@@ -159,25 +168,29 @@ class _TargetTally:
         """Tally the target cells; return which rows may have a target (neither blank nor an
         infinite number), the rows the first pass tallies features over."""
         self.boolean &= pd.api.types.is_bool_dtype(column)
-        keys = column.map(_label_text)
-        self.text_missing += int(keys.isna().sum())
-        _add_capped(self.text_labels, keys.dropna().unique(), MAX_CLASSES + 1)
-        numbers = as_numbers(column) if self.numeric else None
-        if numbers is None:
-            if self.numeric and not self.boolean:
+        if self.numeric:
+            numbers = as_numbers(column)
+            if numbers is not None:
+                finite = np.isfinite(numbers)
+                # Only the cells that are not finite numbers need their text: "inf" or blank?
+                self.non_finite_numbers += int(as_text(column[~finite]).notna().sum())
+                present = numbers[finite]
+                self.finite_count += len(present)
+                self.integral &= is_integral(present)
+                _add_capped(self.finite_values, present.unique(), MAX_CLASSES + 1)
+                present_rows: np.ndarray = finite.to_numpy()
+                return present_rows
+            self.numeric, self.flipped = False, self.finite_count + self.non_finite_numbers > 0
+            if not self.boolean:
+                keys = column.map(_label_text)
                 bad = np.flatnonzero((keys.notna() & _not_number(keys)).to_numpy())
                 row = int(bad[0]) if len(bad) else 0
                 self.first_text = (shard, start + row + 1, column.iloc[row])
-            self.numeric = False
-            return keys.notna().to_numpy()
-        finite = np.isfinite(numbers)
-        self.non_finite_numbers += int((keys.notna() & ~finite).sum())
-        present = numbers[finite]
-        self.finite_count += len(present)
-        self.integral &= is_integral(present)
-        _add_capped(self.finite_values, present.unique(), MAX_CLASSES + 1)
-        present_rows: np.ndarray = finite.to_numpy()
-        return present_rows
+        labels = _labels_text(column)
+        self.text_missing += int(labels.isna().sum())
+        _add_capped(self.text_labels, labels.dropna().unique(), MAX_CLASSES + 1)
+        present_labels: np.ndarray = labels.notna().to_numpy()
+        return present_labels
 
 
 @dataclass(frozen=True)
@@ -232,6 +245,7 @@ def scan_schema(
     drop: Sequence[str],
     seed: int,
     chunk_rows: int = CHUNK_ROWS,
+    text_target: bool = False,
 ) -> StreamSchema:
     """The first pass: decide each column's kind, the task and the classes."""
     shards = resolve_shards(source)
@@ -241,7 +255,7 @@ def scan_schema(
     check_columns_exist(columns, source, drop, "--drop column")
     candidates = [c for c in columns if c != target and c not in drop]
     tallies = {c: _ColumnTally(numeric=c not in categorical) for c in candidates}
-    target_tally = _TargetTally()
+    target_tally = _TargetTally(numeric=not text_target)
     rows_read = 0
     for chunk in read_chunks(shards, seed, chunk_rows):
         frame = chunk.frame
@@ -250,9 +264,38 @@ def scan_schema(
         for name, tally in tallies.items():
             tally.add(rows[name])
         rows_read += len(frame)
+    if target_tally.flipped and task != "regression":
+        # A target of numbers and text is a class label; count its labels from the start.
+        logger.info("%s: not numbers after all; reading the data again for its labels", target)
+        return scan_schema(
+            source,
+            target,
+            task=task,
+            categorical=categorical,
+            drop=drop,
+            seed=seed,
+            chunk_rows=chunk_rows,
+            text_target=True,
+        )
+    if flipped := [name for name, tally in tallies.items() if tally.flipped]:
+        # Rare, and cheaper than tallying every numeric column as text as well on every pass.
+        logger.info(
+            "%s: not numbers after all; reading the data again to count their categories",
+            ", ".join(flipped),
+        )
+        return scan_schema(
+            source,
+            target,
+            task=task,
+            categorical=[*categorical, *flipped],
+            drop=drop,
+            seed=seed,
+            chunk_rows=chunk_rows,
+            text_target=text_target,
+        )
 
-    task, labels = _decide_task(target_tally, target, task)
-    if task == "classification" and not target_tally.numeric and target_tally.non_finite_numbers:
+    decided, labels = _decide_task(target_tally, target, task)
+    if decided == "classification" and not target_tally.numeric and target_tally.non_finite_numbers:
         raise TrainingError(
             f"target column {target!r} holds text labels and also cells that read as infinite "
             "numbers; spell those labels as text or clean them"
@@ -288,7 +331,7 @@ def scan_schema(
         features=features,
         categorical=[c for c in features if summaries[c].kind == "categorical"],
         target=target,
-        task=task,
+        task=decided,
         integral_labels=target_tally.integral,
         target_stats=None if labels is None else ClassificationTarget.fit(target, labels),
         summary=DataSummary(
@@ -459,6 +502,15 @@ def _decide_task(
         only = ", ".join(map(repr, labels)) or "none"
         raise TrainingError(f"classification target {name!r} has fewer than 2 classes: {only}")
     return task, labels
+
+
+def _labels_text(column: pd.Series) -> pd.Series:
+    """Class labels as text, stripped (not canonical: "Yes" stays "Yes"), None where missing."""
+    if not pd.api.types.is_string_dtype(column) or column.dtype == object:
+        return column.map(_label_text)
+    labels = column.str.strip().astype(object)
+    labels[as_text(column).isna()] = None
+    return labels
 
 
 def _label_text(value: object) -> str | None:

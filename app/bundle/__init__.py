@@ -31,6 +31,7 @@ from app.bundle.metadata import (
     Spread,
 )
 from app.bundle.preprocessing import (
+    MISSING_WORDS,
     CategoricalFeature,
     ClassificationTarget,
     Decoded,
@@ -49,6 +50,7 @@ __all__ = [
     "LITERT_FILE",
     "LITERT_QUANTIZED_FILE",
     "METADATA_FILE",
+    "MISSING_WORDS",
     "MODEL_CARD_FILE",
     "REPORT_DIR",
     "SAVED_MODEL_DIR",

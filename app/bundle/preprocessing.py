@@ -33,7 +33,7 @@ MAX_VOCABULARY = 1000
 Label = StrictBool | StrictInt | StrictFloat | StrictStr
 
 # Category cells that mean "missing", compared after stripping and lower-casing.
-_MISSING_WORDS = frozenset({"", "na", "n/a", "nan", "null", "none", "#n/a", "<na>"})
+MISSING_WORDS = frozenset({"", "na", "n/a", "nan", "null", "none", "#n/a", "<na>"})
 
 
 def category_key(value: object) -> str | None:
@@ -53,7 +53,7 @@ def category_key(value: object) -> str | None:
     else:
         text = "" if value is None else str(value).strip()
     lowered = text.lower()
-    if lowered in _MISSING_WORDS:
+    if lowered in MISSING_WORDS:
         return None
     return lowered if lowered in ("true", "false") else text
 
@@ -120,12 +120,9 @@ class CategoricalFeature(Strict):
         return cls(name=name, vocabulary=kept[:MAX_VOCABULARY])
 
     def encode(self, values: Sequence[object] | np.ndarray) -> np.ndarray:
-        other = len(self.vocabulary)
+        other, index = len(self.vocabulary), self._index  # a local: pydantic's lookup is slow
         slots = np.fromiter(
-            (
-                self._index.get(k, other) if (k := category_key(v)) is not None else other
-                for v in values
-            ),
+            (index.get(k, other) if (k := category_key(v)) is not None else other for v in values),
             dtype=np.intp,
             count=len(values),
         )

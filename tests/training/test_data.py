@@ -74,3 +74,27 @@ def test_balanced_class_weights_make_every_class_weigh_the_same() -> None:
     assert weights == pytest.approx({0: 100 / 180, 1: 100 / 20})
     assert weights is not None
     assert 90 * weights[0] == pytest.approx(10 * weights[1])
+
+
+CELLS = [" 42 ", "1e3", "inf", " -inf", "nan", "NA", "", "0x10", "+5", ".5", "5.", " TRUE",
+         "False ", "N/A", "#N/A", "<NA>", "None", "null", "Red", " red ", "3.0", "\u00a0x\u00a0",
+         "1e400", "-0", "\uff11\uff12", "1,5", "tRuE"]  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", [object, "str"])
+def test_column_wise_cleaning_equals_category_key_cell_by_cell(dtype: object) -> None:
+    """CSV columns take a vectorised path; it must agree with the rule serving applies."""
+    from app.bundle import category_key
+    from training.data import as_numbers, as_text
+
+    column = pd.Series(CELLS, dtype=dtype)  # type: ignore[call-overload]
+    expected = [category_key(cell) for cell in CELLS]
+    assert [None if pd.isna(v) else v for v in as_text(column)] == expected
+    for cell, key in zip(CELLS, expected, strict=True):
+        pair = pd.Series([cell, "1"], dtype=dtype)  # type: ignore[call-overload]
+        parsed = pd.to_numeric(pd.Series([key, "1"], dtype=object), errors="coerce")
+        numeric = key is None or not np.isnan(parsed[0])
+        numbers = as_numbers(pair)
+        assert (numbers is not None) == numeric, cell
+        if numbers is not None:
+            np.testing.assert_array_equal(numbers.to_numpy(), parsed.to_numpy(dtype=float))

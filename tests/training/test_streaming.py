@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -75,12 +76,20 @@ def test_streamed_statistics_equal_the_in_memory_ones(
     shards = write_shards(frame, tmp_path / "shards", parts=3, suffix=suffix)
     whole = tmp_path / f"whole.{suffix}"
     frame.to_csv(whole, index=False) if suffix == "csv" else frame.to_parquet(whole, index=False)
-    options = {"categorical": ("rooms",), "drop": MESSY_DROP[target]}
+    categorical, drop = ("rooms",), MESSY_DROP[target]
 
-    schema = scan_schema(str(shards), target, task="auto", seed=SEED, chunk_rows=CHUNK, **options)
+    schema = scan_schema(
+        str(shards),
+        target,
+        task="auto",
+        categorical=categorical,
+        drop=drop,
+        seed=SEED,
+        chunk_rows=CHUNK,
+    )
     streamed = fit_stream_stats(schema, min_category_count=5, seed=SEED, chunk_rows=CHUNK)
 
-    dataset = load_dataset(whole, target, "auto", options["categorical"], options["drop"])
+    dataset = load_dataset(whole, target, "auto", categorical, drop)
     codes = codes_of(schema.shards)[dataset.frame.index.to_numpy()]
     in_memory = fit_stats(dataset, dataset.frame[codes == TRAIN], min_category_count=5)
 
@@ -165,11 +174,13 @@ def test_shards_must_agree_on_their_columns_and_format(tmp_path: Path) -> None:
 
 
 def test_a_text_cell_late_in_a_numeric_looking_column_makes_it_categorical(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     n = 200
     frame = pd.DataFrame({"code": [str(i % 4) for i in range(n)], "y": np.arange(n) * 0.5})
+    caplog.set_level(logging.INFO, logger="training.scan")
     frame.loc[n - 1, "code"] = "x9"  # in the last shard's last chunk
+    frame["colour"] = ["red", "blue"] * (n // 2)  # text from the first chunk: no second read
     schema = scan_schema(
         str(write_shards(frame, tmp_path / "d", parts=4)),
         "y",
@@ -179,8 +190,12 @@ def test_a_text_cell_late_in_a_numeric_looking_column_makes_it_categorical(
         seed=SEED,
         chunk_rows=10,
     )
-    assert schema.categorical == ["code"]
+    assert schema.categorical == ["code", "colour"]
     assert schema.summary.columns["code"].distinct == 5
+    rereads = [r.getMessage() for r in caplog.records if "not numbers after all" in r.getMessage()]
+    assert rereads == [
+        "code: not numbers after all; reading the data again to count their categories"
+    ]
 
 
 def test_a_regression_target_with_text_names_the_shard_and_row(tmp_path: Path) -> None:
@@ -207,3 +222,25 @@ def test_the_baseline_sample_is_bounded_uniform_and_reproducible() -> None:
     per_tenth = np.bincount((kept // 2_000).astype(int), minlength=10)
     assert per_tenth.min() >= 25
     assert per_tenth.max() <= 80
+
+
+def test_a_target_of_numbers_then_text_is_read_again_as_labels(tmp_path: Path) -> None:
+    n = 120
+    frame = pd.DataFrame({"x": np.arange(n) % 7, "y": [str(i % 3) for i in range(n)]})
+    frame.loc[n - 3 :, "y"] = " yes "  # only in the last chunk
+    whole = tmp_path / "whole.csv"
+    frame.to_csv(whole, index=False)
+    schema = scan_schema(
+        str(write_shards(frame, tmp_path / "d", parts=2)),
+        "y",
+        task="auto",
+        categorical=(),
+        drop=(),
+        seed=SEED,
+        chunk_rows=10,
+    )
+    dataset = load_dataset(whole, "y")
+    assert schema.task == dataset.task == "classification"
+    assert schema.target_stats is not None
+    assert schema.target_stats.classes == ["0", "1", "2", "yes"]
+    assert schema.summary.columns == dataset.summary.columns
