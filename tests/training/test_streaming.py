@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,7 @@ from tests.conftest import MESSY_DROP
 from training.data import TEST_FRACTION, VALIDATION_FRACTION, load_dataset
 from training.errors import TrainingError
 from training.preprocess import fit_stats
-from training.scan import _Reservoir, fit_stream_stats, scan_schema
+from training.scan import StreamSchema, _Reservoir, fit_stream_stats, scan_schema
 from training.sources import (
     TEST,
     TRAIN,
@@ -40,6 +41,12 @@ def write_shards(frame: pd.DataFrame, directory: Path, parts: int, suffix: str =
         else:
             part.to_parquet(path, index=False)
     return directory
+
+
+def scan(directory: Path, target: str, **options: Any) -> StreamSchema:
+    """The first pass with no --categorical, --drop or task, unless given."""
+    defaults: dict[str, Any] = {"task": "auto", "categorical": (), "drop": (), "seed": SEED}
+    return scan_schema(str(directory), target, **{**defaults, **options})
 
 
 def codes_of(shards: list[Path], chunk_rows: int = CHUNK) -> np.ndarray:
@@ -166,7 +173,7 @@ def test_shards_must_agree_on_their_columns_and_format(tmp_path: Path) -> None:
     pd.DataFrame({"x": [1, 2], "y": [1, 2]}).to_csv(tmp_path / "a.csv", index=False)
     pd.DataFrame({"x": [1, 2], "z": [1, 2]}).to_csv(tmp_path / "b.csv", index=False)
     with pytest.raises(TrainingError, match=r"b\.csv has other columns than a\.csv: "):
-        scan_schema(str(tmp_path), "y", task="auto", categorical=(), drop=(), seed=SEED)
+        scan(tmp_path, "y")
     (tmp_path / "b.csv").unlink()
     pd.DataFrame({"x": [1, 2], "y": [1, 2]}).to_parquet(tmp_path / "c.parquet")
     with pytest.raises(TrainingError, match="mixes CSV and Parquet"):
@@ -181,15 +188,7 @@ def test_a_text_cell_late_in_a_numeric_looking_column_makes_it_categorical(
     caplog.set_level(logging.INFO, logger="training.scan")
     frame.loc[n - 1, "code"] = "x9"  # in the last shard's last chunk
     frame["colour"] = ["red", "blue"] * (n // 2)  # text from the first chunk: no second read
-    schema = scan_schema(
-        str(write_shards(frame, tmp_path / "d", parts=4)),
-        "y",
-        task="auto",
-        categorical=(),
-        drop=(),
-        seed=SEED,
-        chunk_rows=10,
-    )
+    schema = scan(write_shards(frame, tmp_path / "d", parts=4), "y", chunk_rows=10)
     assert schema.categorical == ["code", "colour"]
     assert schema.summary.columns["code"].distinct == 5
     rereads = [r.getMessage() for r in caplog.records if "not numbers after all" in r.getMessage()]
@@ -203,7 +202,7 @@ def test_a_regression_target_with_text_names_the_shard_and_row(tmp_path: Path) -
     frame.loc[33, "y"] = "lots"
     directory = write_shards(frame, tmp_path / "d", parts=2)
     with pytest.raises(TrainingError, match=r"row 14 of part-001\.csv holds 'lots'"):
-        scan_schema(str(directory), "y", task="regression", categorical=(), drop=(), seed=SEED)
+        scan(directory, "y", task="regression")
 
 
 def test_the_baseline_sample_is_bounded_uniform_and_reproducible() -> None:
@@ -230,15 +229,7 @@ def test_a_target_of_numbers_then_text_is_read_again_as_labels(tmp_path: Path) -
     frame.loc[n - 3 :, "y"] = " yes "  # only in the last chunk
     whole = tmp_path / "whole.csv"
     frame.to_csv(whole, index=False)
-    schema = scan_schema(
-        str(write_shards(frame, tmp_path / "d", parts=2)),
-        "y",
-        task="auto",
-        categorical=(),
-        drop=(),
-        seed=SEED,
-        chunk_rows=10,
-    )
+    schema = scan(write_shards(frame, tmp_path / "d", parts=2), "y", chunk_rows=10)
     dataset = load_dataset(whole, "y")
     assert schema.task == dataset.task == "classification"
     assert schema.target_stats is not None
