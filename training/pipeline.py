@@ -213,7 +213,9 @@ def _fit_streamed(config: TrainConfig) -> _Fitted:
     result = distributed.fit(
         strategy,
         distributed.TrainingRows(
-            chunks=lambda pipeline, pipelines: rows.encoded(TRAIN, pipeline, pipelines),
+            chunks=lambda pipeline, pipelines: rows.encoded(
+                TRAIN, pipeline, pipelines, threads=False
+            ),
             count=counts[TRAIN],
             input_width=stats.input_width,
             validation=lambda: rows.encoded(VALIDATION),

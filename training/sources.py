@@ -111,12 +111,18 @@ def check_same_columns(shards: list[Path]) -> list[str]:
     return first
 
 
-def read_chunks(shards: list[Path], seed: int, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
-    """Every row of every shard, in order, `chunk_rows` at a time, with its split hash."""
+def read_chunks(
+    shards: list[Path], seed: int, chunk_rows: int = CHUNK_ROWS, threads: bool = True
+) -> Iterator[Chunk]:
+    """Every row of every shard, in order, `chunk_rows` at a time, with its split hash.
+
+    `threads=False` parses CSV on the calling thread only: inside a `tf.data` generator,
+    Arrow's reader threads make tearing the pipeline down take seconds per million rows.
+    """
     for path in shards:
         key = _shard_key(path, seed)
         start = 0
-        for frame in _frames(path, chunk_rows):
+        for frame in _frames(path, chunk_rows, threads):
             frame.columns = [str(c).strip() for c in frame.columns]
             positions = np.arange(start, start + len(frame), dtype=np.uint64)
             yield Chunk(frame.reset_index(drop=True), _mix(positions ^ key), path, start)
@@ -139,7 +145,7 @@ def pipeline_of(hashes: np.ndarray, pipelines: int) -> np.ndarray:
     return (hashes & np.uint64(0xFFFFFFFF)) % np.uint64(pipelines)
 
 
-def _frames(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _frames(path: Path, chunk_rows: int, threads: bool) -> Iterator[pd.DataFrame]:
     import pyarrow as pa
 
     try:
@@ -149,23 +155,23 @@ def _frames(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
             for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
                 yield batch.to_pandas()
         else:
-            yield from _csv_frames(path, chunk_rows)
+            yield from _csv_frames(path, chunk_rows, threads)
     except pd.errors.EmptyDataError:
         raise TrainingError(f"data file is empty: {path}") from None
     except (OSError, UnicodeDecodeError, ValueError, pa.ArrowException) as exc:
         raise TrainingError(f"cannot read data file {path}: {_reason(exc)}") from None
 
 
-def _csv_frames(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _csv_frames(path: Path, chunk_rows: int, threads: bool) -> Iterator[pd.DataFrame]:
     """Every cell as text, as the in-memory path reads it (training.data decides what is a
-    number), parsed by Arrow's multi-threaded reader: four times pandas's speed."""
+    number), parsed by Arrow's reader: four times pandas's speed."""
     import pyarrow as pa
     from pyarrow import csv
 
     names = read_columns(path)
     reader = csv.open_csv(
         path,
-        read_options=csv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+        read_options=csv.ReadOptions(block_size=CSV_BLOCK_BYTES, use_threads=threads),
         convert_options=csv.ConvertOptions(
             column_types=dict.fromkeys(names, pa.string()),
             strings_can_be_null=False,

@@ -22,11 +22,12 @@ class ShardRows:
     chunk_rows: int = CHUNK_ROWS
 
     def encoded(
-        self, split: int, pipeline: int = 0, pipelines: int = 1
+        self, split: int, pipeline: int = 0, pipelines: int = 1, threads: bool = True
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(inputs, encoded targets) of the `split` rows that input `pipeline` of `pipelines`
-        reads, one chunk at a time, through the bundle's own transform."""
-        for chunk in read_chunks(self.schema.shards, self.seed, self.chunk_rows):
+        reads, one chunk at a time, through the bundle's own transform (see `read_chunks`
+        for `threads`)."""
+        for chunk in read_chunks(self.schema.shards, self.seed, self.chunk_rows, threads):
             features, y, keep = self.schema.clean(chunk.frame)
             hashes = chunk.hashes[keep]
             mine = split_codes(hashes, TEST_FRACTION, VALIDATION_FRACTION) == split
