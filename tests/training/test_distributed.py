@@ -170,3 +170,25 @@ def test_two_workers_on_loopback_write_one_bundle_that_serves(
     assert offline.probabilities is not None
     assert body["predictions"] == offline.values
     np.testing.assert_allclose(body["probabilities"], offline.probabilities, rtol=1e-5, atol=1e-7)
+
+
+def test_in_memory_data_train_under_mirrored_too(diabetes_csv: Path, tmp_path: Path) -> None:
+    from training.config import TrainConfig
+    from training.data import load_dataset, split_dataset
+    from training.pipeline import run
+
+    version = run(
+        TrainConfig(
+            data=diabetes_csv,
+            distribute="mirrored",
+            model_dir=tmp_path,
+            model_name="mirrored",
+            params=Hyperparameters(epochs=40, seed=5),
+        )
+    )
+    assert version is not None
+    meta = read_metadata(version)
+    assert (meta.training["distribute"], meta.training["streamed"]) == ("mirrored", False)
+    in_memory = split_dataset(load_dataset(diabetes_csv, "target"), seed=5)
+    assert (meta.rows.train, meta.rows.test) == (len(in_memory.train), len(in_memory.test))
+    assert meta.test.metrics["r2"] > meta.baselines["trivial"].metrics["r2"] + 0.2
