@@ -32,8 +32,7 @@ def evaluate(stats: PreprocessingStats, y_encoded: np.ndarray, outputs: np.ndarr
     """Score network-shaped `outputs` against encoded targets, in units or labels."""
     target = stats.target
     if not isinstance(target, ClassificationTarget):
-        y_true = target.std * np.asarray(y_encoded, dtype=np.float64) + target.mean
-        y_pred = np.asarray(stats.decode(outputs).values, dtype=np.float64)
+        y_true, y_pred = target.to_units(y_encoded), target.to_units(outputs)
         mse = float(mean_squared_error(y_true, y_pred))
         return Evaluation(
             metrics={

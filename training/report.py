@@ -71,7 +71,7 @@ def write_report(
     directory: Path,
     metadata: Metadata,
     history: dict[str, list[float]],
-    actual_vs_predicted: tuple[np.ndarray, list[float]] | None,
+    actual_vs_predicted: tuple[np.ndarray, np.ndarray] | None,
 ) -> None:
     """Write the plots as PNG files and the model card, which embeds them, into `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -106,11 +106,12 @@ def _learning_curve(history: dict[str, list[float]]) -> Figure:
     return figure
 
 
-def _scatter(actual: np.ndarray, predicted: list[float], target: str) -> Figure:
+def _scatter(actual: np.ndarray, predicted: np.ndarray, target: str) -> Figure:
     figure, axes = plt.subplots(figsize=(4.8, 4.8))
     # Evenly spaced rows beyond a few thousand: streamed test splits have millions.
     shown = np.linspace(0, len(actual) - 1, min(len(actual), SCATTER_POINTS)).astype(int)
-    axes.scatter(np.asarray(actual)[shown], np.asarray(predicted)[shown], s=12, alpha=0.7)
+    actual, predicted = actual[shown], predicted[shown]
+    axes.scatter(actual, predicted, s=12, alpha=0.7)
     low, high = float(np.min([actual, predicted])), float(np.max([actual, predicted]))
     axes.plot([low, high], [low, high], color="grey", linewidth=1, linestyle="--")
     axes.set(xlabel=f"actual {target}", ylabel=f"predicted {target}", title="Test split")

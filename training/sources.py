@@ -139,6 +139,15 @@ def split_codes(hashes: np.ndarray, test_fraction: float, validation_fraction: f
     return codes
 
 
+def sampled(hashes: np.ndarray, fraction: float) -> np.ndarray:
+    """About `fraction` of the rows, the same ones on every pass, independently of the split."""
+    if fraction >= 1:
+        return np.ones(len(hashes), dtype=bool)
+    u = (_mix(hashes) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    picked: np.ndarray = u < fraction
+    return picked
+
+
 def pipeline_of(hashes: np.ndarray, pipelines: int) -> np.ndarray:
     """Which of `pipelines` input pipelines (one per worker) reads each row."""
     # The low bits: independent of the high ones `split_codes` uses.

@@ -11,7 +11,7 @@ import numpy as np
 from app.bundle import PreprocessingStats
 from training.data import TEST_FRACTION, VALIDATION_FRACTION
 from training.scan import StreamSchema
-from training.sources import CHUNK_ROWS, pipeline_of, read_chunks, split_codes
+from training.sources import CHUNK_ROWS, pipeline_of, read_chunks, sampled, split_codes
 
 
 @dataclass(frozen=True)
@@ -22,17 +22,24 @@ class ShardRows:
     chunk_rows: int = CHUNK_ROWS
 
     def encoded(
-        self, split: int, pipeline: int = 0, pipelines: int = 1, threads: bool = True
+        self,
+        split: int,
+        pipeline: int = 0,
+        pipelines: int = 1,
+        threads: bool = True,
+        fraction: float = 1.0,
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(inputs, encoded targets) of the `split` rows that input `pipeline` of `pipelines`
-        reads, one chunk at a time, through the bundle's own transform (see `read_chunks`
-        for `threads`)."""
+        reads (or of a `fraction` of them), one chunk at a time, through the bundle's own
+        transform (see `read_chunks` for `threads`)."""
         for chunk in read_chunks(self.schema.shards, self.seed, self.chunk_rows, threads):
             features, y, keep = self.schema.clean(chunk.frame)
             hashes = chunk.hashes[keep]
             mine = split_codes(hashes, TEST_FRACTION, VALIDATION_FRACTION) == split
             if pipelines > 1:
                 mine &= pipeline_of(hashes, pipelines) == pipeline
+            if fraction < 1:
+                mine &= sampled(hashes, fraction)
             if mine.any():
                 x = self.stats.transform({name: column[mine] for name, column in features.items()})
                 yield x, self.stats.target.encode(y[mine].to_numpy())

@@ -159,6 +159,12 @@ class RegressionTarget(Strict):
     def encode(self, y: Sequence[object] | np.ndarray) -> np.ndarray:
         return ((np.asarray(y, dtype=np.float64) - self.mean) / self.std).astype(np.float32)
 
+    def to_units(self, outputs: np.ndarray) -> np.ndarray:
+        """Network outputs (or encoded targets), (n,) or (n, 1), in the target's units."""
+        values = np.asarray(outputs, dtype=np.float64).reshape(len(outputs))
+        units: np.ndarray = values * self.std + self.mean
+        return units
+
 
 class ClassificationTarget(Strict):
     """The network gives P(classes[1]) (binary, one sigmoid) or one softmax per class."""
@@ -271,8 +277,7 @@ class PreprocessingStats(Strict):
     def decode(self, outputs: np.ndarray) -> Decoded:
         target = self.target
         if isinstance(target, RegressionTarget):
-            values = np.asarray(outputs, dtype=np.float64).reshape(len(outputs))
-            return Decoded(values=(values * target.std + target.mean).tolist())
+            return Decoded(values=target.to_units(outputs).tolist())
         probabilities = target.probabilities(outputs)
         labels = [target.classes[i] for i in probabilities.argmax(axis=1)]
         return Decoded(values=labels, probabilities=probabilities)

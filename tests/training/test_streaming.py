@@ -235,3 +235,50 @@ def test_a_target_of_numbers_then_text_is_read_again_as_labels(tmp_path: Path) -
     assert schema.target_stats is not None
     assert schema.target_stats.classes == ["0", "1", "2", "yes"]
     assert schema.summary.columns == dataset.summary.columns
+
+
+def test_a_sample_of_rows_is_stable_and_independent_of_the_split() -> None:
+    from training.sources import sampled
+
+    hashes = _hashes(50_000)
+    picked = sampled(hashes, 0.1)
+    assert np.array_equal(picked, sampled(hashes, 0.1))
+    assert picked.mean() == pytest.approx(0.1, abs=0.005)
+    codes = split_codes(hashes, TEST_FRACTION, VALIDATION_FRACTION)
+    # The sample takes each split in its share: picking rows does not pick a split.
+    for code in (TRAIN, VALIDATION, TEST):
+        assert picked[codes == code].mean() == pytest.approx(0.1, abs=0.01)
+    assert sampled(hashes, 1.0).all()
+
+
+def _hashes(n: int) -> np.ndarray:
+    from training.sources import _mix
+
+    return _mix(np.arange(n, dtype=np.uint64))
+
+
+def test_streamed_scores_come_from_a_bounded_sample_of_the_test_rows(
+    messy_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.bundle import read_metadata
+    from training import pipeline
+    from training.config import Hyperparameters, TrainConfig
+
+    monkeypatch.setattr(pipeline, "EVALUATION_ROWS", 40)
+    frame = pd.read_csv(messy_csv, dtype=str, keep_default_na=False)
+    version = pipeline.run(
+        TrainConfig(
+            data=write_shards(frame, tmp_path / "shards", parts=2),
+            target="price",
+            categorical=("rooms",),
+            drop=MESSY_DROP["price"],
+            model_dir=tmp_path / "models",
+            params=Hyperparameters(epochs=2, seed=SEED),
+        )
+    )
+    assert version is not None
+    meta = read_metadata(version)
+    scored = meta.training["test_rows_scored"]
+    assert isinstance(scored, int)
+    assert meta.rows.test > 60
+    assert 20 <= scored <= 60
