@@ -213,8 +213,10 @@ class StreamSchema:
         column = frame[self.target]
         numbers = as_numbers(column)
         if self.task == "regression":
-            keep = np.isfinite(numbers.to_numpy()) if numbers is not None else np.zeros(0, bool)
-            y = numbers[keep] if numbers is not None else column.iloc[:0]
+            if numbers is None:
+                raise _changed(self.target)
+            keep = np.isfinite(numbers.to_numpy())
+            y = numbers[keep]
         else:
             labels = labels_of(column, numbers, self.integral_labels).dropna()
             keep = np.zeros(len(frame), dtype=bool)
@@ -228,12 +230,16 @@ class StreamSchema:
             else:
                 numeric = as_numbers(rows[name])
                 if numeric is None:
-                    raise TrainingError(
-                        f"column {name!r} changed kind between passes over the data: "
-                        "were the files modified while training?"
-                    )
+                    raise _changed(name)
                 features[name] = numeric.to_numpy()
         return features, y, keep
+
+
+def _changed(column: str) -> TrainingError:
+    return TrainingError(
+        f"column {column!r} holds text that the first pass did not see: "
+        "were the files modified while training?"
+    )
 
 
 def scan_schema(
