@@ -25,6 +25,7 @@ import numpy as np
 
 from app.bundle import ClassificationTarget, Target
 from training.config import Hyperparameters
+from training.errors import TrainingError
 from training.model import TrainResult, build_model, loss_name, seed_everything
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -97,7 +98,8 @@ def fit(strategy: Any, rows: TrainingRows, target: Target, params: Hyperparamete
     seed_everything(params.seed)
     replicas = strategy.num_replicas_in_sync
     if params.batch_size < replicas:
-        raise ValueError(f"--batch-size {params.batch_size} is below the {replicas} replicas")
+        raise TrainingError(f"--batch-size {params.batch_size} is below the {replicas} replicas")
+    # Rounded down so that every replica takes the same share.
     global_batch = params.batch_size - params.batch_size % replicas
     steps = math.ceil(rows.count / global_batch)
     with strategy.scope():
