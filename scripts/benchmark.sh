@@ -3,22 +3,27 @@
 # Usage: scripts/benchmark.sh [--quick] [--servers a,b] [--concurrency 16,64] [--duration N] ...
 # Prints a table and the ratios to the targets; writes benchmarks/results/latest.json.
 # `scripts/benchmark.sh soak [...]` runs the soak instead (scripts/soak.sh).
+# `scripts/benchmark.sh streaming [...]` runs the streaming-training benchmark instead
+# (scripts/benchmark-streaming.sh; it needs no wrk).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ -x scripts/setup.sh ]; then
   scripts/setup.sh dev
 fi
-if ! command -v wrk >/dev/null 2>&1; then
+module=benchmarks.run
+if [ "${1:-}" = soak ]; then
+  module=benchmarks.soak
+  shift
+elif [ "${1:-}" = streaming ]; then
+  module=benchmarks.streaming
+  shift
+fi
+if [ "$module" != benchmarks.streaming ] && ! command -v wrk >/dev/null 2>&1; then
   echo "installing wrk" >&2
   if ! apt-get install -y wrk >&2; then
     apt-get update >&2
     apt-get install -y wrk >&2
   fi
-fi
-module=benchmarks.run
-if [ "${1:-}" = soak ]; then
-  module=benchmarks.soak
-  shift
 fi
 exec .venv/bin/python -m "$module" "$@"
