@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import shutil
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +124,25 @@ def write_json(
     latest = directory / latest_name
     shutil.copyfile(stamped, latest)
     return [latest, stamped]
+
+
+def finish_record(
+    record: dict[str, Any],
+    directory: Path,
+    *,
+    started: datetime,
+    clock: float,
+    status: int,
+    prefix: str,
+) -> int:
+    """Close a run's record (end time, elapsed, exit status), write it as `<prefix>-latest.json`
+    and a stamped copy, log where, and return `status`."""
+    record["finished_at"] = datetime.now(UTC).isoformat()
+    record["elapsed_s"] = round(time.monotonic() - clock, 1)
+    record["exit_status"] = status
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    paths = write_json(record, directory, stamp, prefix=prefix, latest_name=f"{prefix}-latest.json")
+    logging.getLogger(f"benchmarks.{prefix}").info(
+        "wrote %s", ", ".join(os.path.relpath(p) for p in paths)
+    )
+    return status

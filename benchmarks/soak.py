@@ -35,7 +35,7 @@ from benchmarks.process import (
     running,
     stop_on_signals,
 )
-from benchmarks.report import write_json
+from benchmarks.report import finish_record
 from benchmarks.wrk import WrkFailed, run_summary, wrk_argv
 
 logger = logging.getLogger("benchmarks.soak")
@@ -419,13 +419,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 logger.critical("  server | %s", line)
             record["error"] = str(exc)
             status = 2
-    record["finished_at"] = datetime.now(UTC).isoformat()
-    record["elapsed_s"] = round(time.monotonic() - clock, 1)
-    record["exit_status"] = status
-    stamp = started.strftime("%Y%m%dT%H%M%SZ")
-    paths = write_json(record, args.results, stamp, prefix="soak", latest_name="soak-latest.json")
-    logger.info("wrote %s", ", ".join(os.path.relpath(p) for p in paths))
-    return status
+    return finish_record(
+        record, args.results, started=started, clock=clock, status=status, prefix="soak"
+    )
 
 
 if __name__ == "__main__":

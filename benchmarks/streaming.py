@@ -36,7 +36,7 @@ import psutil
 
 from benchmarks.machine import describe_machine
 from benchmarks.process import stop_on_signals
-from benchmarks.report import write_json
+from benchmarks.report import finish_record
 
 logger = logging.getLogger("benchmarks.streaming")
 
@@ -737,15 +737,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
         else:
             logger.info("kept %s", work)
-    record["finished_at"] = datetime.now(UTC).isoformat()
-    record["elapsed_s"] = round(time.monotonic() - clock, 1)
-    record["exit_status"] = status
-    stamp = started.strftime("%Y%m%dT%H%M%SZ")
-    paths = write_json(
-        record, args.results, stamp, prefix="streaming", latest_name="streaming-latest.json"
+    return finish_record(
+        record, args.results, started=started, clock=clock, status=status, prefix="streaming"
     )
-    logger.info("wrote %s", ", ".join(os.path.relpath(p) for p in paths))
-    return status
 
 
 if __name__ == "__main__":
