@@ -16,6 +16,7 @@ from selenium import webdriver
 from selenium.webdriver import Chrome
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.wait import WebDriverWait
 
@@ -117,6 +118,18 @@ def test_the_model_card_shows_every_plot(browser: Chrome, address: str) -> None:
     assert_only_loopback(browser, "/model/report")
 
 
+def shown(browser: Chrome, within: WebElement, css: str) -> WebElement:
+    """The element under `within` matching `css`, once it is displayed and enabled."""
+
+    def found(_: object) -> WebElement | bool:
+        element = within.find_element(By.CSS_SELECTOR, css)
+        return element if element.is_displayed() and element.is_enabled() else False
+
+    element = wait(browser).until(found)
+    assert isinstance(element, WebElement)
+    return element
+
+
 def test_docs_try_it_out_returns_a_prediction(browser: Chrome, address: str) -> None:
     browser.get(f"http://{address}/docs")
     operation = wait(browser).until(
@@ -125,13 +138,13 @@ def test_docs_try_it_out_returns_a_prediction(browser: Chrome, address: str) -> 
         )
     )
     operation.find_element(By.CSS_SELECTOR, ".opblock-summary").click()
-    wait(browser).until(
-        ready.element_to_be_clickable(operation.find_element(By.CSS_SELECTOR, ".try-out__btn"))
-    ).click()
+    # Each control appears only once the one before has been clicked and rendered: wait for it
+    # (`until` retries while it is not there yet).
+    shown(browser, operation, ".try-out__btn").click()
     # The example row, built from the model's training statistics, is in the body editor.
-    body = operation.find_element(By.CSS_SELECTOR, "textarea.body-param__text")
+    body = shown(browser, operation, "textarea.body-param__text")
     assert '"bmi"' in (body.get_attribute("value") or "")
-    operation.find_element(By.CSS_SELECTOR, "button.execute").click()
+    shown(browser, operation, "button.execute").click()
     status = wait(browser).until(
         lambda _: operation.find_element(
             By.CSS_SELECTOR, ".live-responses-table tbody .response-col_status"
