@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +28,7 @@ from app.bundle import (
     PreprocessingStats,
     RegressionTarget,
     Target,
+    category_key,
 )
 from training.data import (
     MIN_ROWS,
@@ -180,13 +181,14 @@ class _TargetTally:
                 _add_capped(self.finite_values, present.unique(), MAX_CLASSES + 1)
                 present_rows: np.ndarray = finite.to_numpy()
                 return present_rows
+        labels = _labels_text(column)
+        if self.numeric:
             self.numeric, self.flipped = False, self.finite_count + self.non_finite_numbers > 0
             if not self.boolean:
-                keys = column.map(_label_text)
-                bad = np.flatnonzero((keys.notna() & _not_number(keys)).to_numpy())
+                not_number = pd.to_numeric(labels, errors="coerce").isna()
+                bad = np.flatnonzero((labels.notna() & not_number).to_numpy())
                 row = int(bad[0]) if len(bad) else 0
                 self.first_text = (shard, start + row + 1, column.iloc[row])
-        labels = _labels_text(column)
         self.text_missing += int(labels.isna().sum())
         _add_capped(self.text_labels, labels.dropna().unique(), MAX_CLASSES + 1)
         present_labels: np.ndarray = labels.notna().to_numpy()
@@ -233,6 +235,28 @@ class StreamSchema:
                     raise _changed(name)
                 features[name] = numeric.to_numpy()
         return features, y, keep
+
+
+@dataclass(frozen=True)
+class CleanChunk:
+    """A chunk's rows that have a target: cleaned columns, targets, row hashes and splits."""
+
+    features: dict[str, np.ndarray]
+    y: pd.Series
+    hashes: np.ndarray
+    splits: np.ndarray
+    """TRAIN, VALIDATION or TEST per row."""
+
+
+def clean_chunks(
+    schema: StreamSchema, seed: int, chunk_rows: int = CHUNK_ROWS, threads: bool = True
+) -> Iterator[CleanChunk]:
+    """Every pass after the first: the shards, chunk by chunk, cleaned and split."""
+    for chunk in read_chunks(schema.shards, seed, chunk_rows, threads):
+        features, y, keep = schema.clean(chunk.frame)
+        hashes = chunk.hashes[keep]
+        splits = split_codes(hashes, TEST_FRACTION, VALIDATION_FRACTION)
+        yield CleanChunk(features, y, hashes, splits)
 
 
 def _changed(column: str) -> TrainingError:
@@ -376,9 +400,8 @@ def fit_stream_stats(
     labels: Counter[object] = Counter()
     rows = dict.fromkeys((TRAIN, VALIDATION, TEST), 0)
     sample = _Reservoir(BASELINE_ROWS, seed)
-    for chunk in read_chunks(schema.shards, seed, chunk_rows):
-        features, y, keep = schema.clean(chunk.frame)
-        codes = split_codes(chunk.hashes[keep], TEST_FRACTION, VALIDATION_FRACTION)
+    for chunk in clean_chunks(schema, seed, chunk_rows):
+        features, y, codes = chunk.features, chunk.y, chunk.splits
         for code in rows:
             rows[code] += int((codes == code).sum())
         train = codes == TRAIN
@@ -520,18 +543,11 @@ def _labels_text(column: pd.Series) -> pd.Series:
 
 
 def _label_text(value: object) -> str | None:
-    from app.bundle import category_key
-
     if category_key(value) is None:
         return None
     if isinstance(value, bool | np.bool_):
         return "true" if value else "false"
     return str(value).strip()
-
-
-def _not_number(keys: pd.Series) -> pd.Series:
-    numbers: pd.Series = pd.to_numeric(keys, errors="coerce").isna()
-    return numbers
 
 
 def _add_capped(values: set[Any], new: Iterable[Any], limit: int = DISTINCT_LIMIT) -> None:

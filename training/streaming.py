@@ -9,9 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.bundle import PreprocessingStats
-from training.data import TEST_FRACTION, VALIDATION_FRACTION
-from training.scan import StreamSchema
-from training.sources import CHUNK_ROWS, pipeline_of, read_chunks, sampled, split_codes
+from training.scan import StreamSchema, clean_chunks
+from training.sources import CHUNK_ROWS, pipeline_of, sampled
 
 
 @dataclass(frozen=True)
@@ -31,15 +30,14 @@ class ShardRows:
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(inputs, encoded targets) of the `split` rows that input `pipeline` of `pipelines`
         reads (or of a `fraction` of them), one chunk at a time, through the bundle's own
-        transform (see `read_chunks` for `threads`)."""
-        for chunk in read_chunks(self.schema.shards, self.seed, self.chunk_rows, threads):
-            features, y, keep = self.schema.clean(chunk.frame)
-            hashes = chunk.hashes[keep]
-            mine = split_codes(hashes, TEST_FRACTION, VALIDATION_FRACTION) == split
+        transform (see `training.sources.read_chunks` for `threads`)."""
+        for chunk in clean_chunks(self.schema, self.seed, self.chunk_rows, threads):
+            mine = chunk.splits == split
             if pipelines > 1:
-                mine &= pipeline_of(hashes, pipelines) == pipeline
+                mine &= pipeline_of(chunk.hashes, pipelines) == pipeline
             if fraction < 1:
-                mine &= sampled(hashes, fraction)
+                mine &= sampled(chunk.hashes, fraction)
             if mine.any():
-                x = self.stats.transform({name: column[mine] for name, column in features.items()})
-                yield x, self.stats.target.encode(y[mine].to_numpy())
+                columns = {name: column[mine] for name, column in chunk.features.items()}
+                x = self.stats.transform(columns)
+                yield x, self.stats.target.encode(chunk.y[mine].to_numpy())
