@@ -17,13 +17,13 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import ValidationError
 
-from app.api_keys import ApiKeyError
 from app.bundle import BundleError
-from app.factory import create_app
-from app.loading import load_models
-from app.logs import configure_logging
+from app.http.factory import create_app
+from app.model.loading import load_models
+from app.model.state import ServiceState
+from app.ops.api_keys import ApiKeyError
+from app.ops.logs import configure_logging
 from app.settings import Settings
-from app.state import ServiceState
 
 logger = logging.getLogger("app")
 

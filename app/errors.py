@@ -1,17 +1,10 @@
-"""Domain errors that carry their HTTP status, and the one place that renders every error."""
+"""Domain errors, each carrying the HTTP status it is answered with. Imports nothing of the app:
+every layer raises them, and `app.http.error_rendering` renders them."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException
-
-logger = logging.getLogger(__name__)
 
 _MAX_DETAILS = 20  # a body with thousands of bad cells gets a readable answer, not a huge one
 
@@ -75,14 +68,6 @@ class ModelNotReady(ServiceError):
     status_code = 503
 
 
-def error_body(message: str, details: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
-    """The single error shape: `{"error": message}` plus `details` (each with a `loc`)."""
-    body: dict[str, Any] = {"error": message}
-    if details:
-        body["details"] = list(details)
-    return body
-
-
 def shown(name: object, limit: int = 64) -> str:
     """A client-chosen name as an error message quotes it: cut short when long, so that an
     error about a 100 KB key is not itself 100 KB."""
@@ -109,34 +94,3 @@ def validation_failure(errors: Sequence[Any]) -> ServiceError:
     first = details[0]
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return InvalidInput(f"{first['loc']}: {first['message']}{more}", details)
-
-
-def as_service_error(exc: Exception) -> ServiceError:
-    """Any exception -> the ServiceError a client is shown; unexpected ones are logged."""
-    if isinstance(exc, ServiceError):
-        return exc
-    if isinstance(exc, RequestValidationError):
-        return validation_failure(exc.errors())
-    if isinstance(exc, HTTPException):
-        return ServiceError(str(exc.detail), status_code=exc.status_code, headers=exc.headers)
-    logger.error("unhandled error", exc_info=exc)
-    return ServiceError("internal server error")
-
-
-def error_response(error: ServiceError) -> JSONResponse:
-    """Every error leaves the service in this one JSON shape, whoever raised it."""
-    return JSONResponse(
-        error_body(error.message, error.details),
-        status_code=error.status_code,
-        headers=error.headers,
-    )
-
-
-async def render_error(_: Request, exc: Exception) -> JSONResponse:
-    """The one exception handler, for errors raised while a route runs."""
-    return error_response(as_service_error(exc))
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    for exc_type in (ServiceError, RequestValidationError, HTTPException, Exception):
-        app.add_exception_handler(exc_type, render_error)

@@ -1,5 +1,5 @@
 """The ASGI app for servers: `uvicorn app.main:app`. Settings come from the environment."""
 
-from app.factory import create_app
+from app.http.factory import create_app
 
 app = create_app()

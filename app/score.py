@@ -22,9 +22,9 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from app.bundle import BundleError, CategoricalFeature, Decoded
-from app.loading import load_predictor
-from app.predictor import Predictor
-from app.routes.tables import MISSING_CELLS
+from app.http.codecs.tables import MISSING_CELLS
+from app.model.loading import load_predictor
+from app.model.predictor import Predictor
 from app.settings import RuntimeName, Settings
 
 DEFAULT_CHUNK_ROWS = 50_000

@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sklearn.datasets import load_diabetes
 
-from app.factory import create_app
-from app.logs import configure_logging
+from app.http.factory import create_app
+from app.ops.logs import configure_logging
 from app.settings import Settings
 
 SEED = 7

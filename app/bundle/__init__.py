@@ -5,6 +5,8 @@ preprocessing applied at serving time is, by construction, the one fitted in tra
 It depends on numpy and pydantic only: importing it must stay cheap.
 """
 
+from app.bundle.documents import FORMAT_VERSION
+from app.bundle.errors import BundleError
 from app.bundle.files import (
     LITERT_FILE,
     LITERT_QUANTIZED_FILE,
@@ -43,7 +45,6 @@ from app.bundle.preprocessing import (
     Target,
     category_key,
 )
-from app.bundle.schema import FORMAT_VERSION, BundleError
 
 __all__ = [
     "FORMAT_VERSION",

@@ -11,9 +11,9 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from app.bundle.errors import BundleError
 from app.bundle.metadata import Metadata
 from app.bundle.preprocessing import PreprocessingStats
-from app.bundle.schema import BundleError
 
 SAVED_MODEL_DIR = "saved_model"
 STATS_FILE = "preprocessing.json"

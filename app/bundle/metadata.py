@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
+from app.bundle.documents import FORMAT_VERSION, Strict
 from app.bundle.preprocessing import Label
-from app.bundle.schema import FORMAT_VERSION, Strict
 
 
 class ColumnSummary(Strict):

@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from app.bundle.schema import FORMAT_VERSION, Strict
+from app.bundle.documents import FORMAT_VERSION, Strict
 
 MAX_VOCABULARY = 1000
 

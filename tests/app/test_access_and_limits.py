@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from app.api_keys import ApiKeyError, read_api_keys
-from app.factory import create_app
-from app.loading import load_predictor
-from app.runtime import Runtime
+from app.http.factory import create_app
+from app.model.loading import load_predictor
+from app.model.runtime import Runtime
+from app.ops.api_keys import ApiKeyError, read_api_keys
 from tests.conftest import serve, service_logging, settings_for
 
 ROW = {"age": 0.01, "sex": -0.04, "bmi": 0.06, "bp": 0.02, "s1": -0.04}

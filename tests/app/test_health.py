@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from app.bundle import read_metadata
-from app.factory import create_app
+from app.http.factory import create_app
 from tests.conftest import settings_for
 
 

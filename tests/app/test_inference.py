@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.inference import Batcher
+from app.model.inference import Batcher
 from tests.conftest import serve
 
 

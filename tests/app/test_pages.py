@@ -8,9 +8,9 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from app.factory import create_app
-from app.loading import load_predictor
-from app.routes.pages import landing_html
+from app.http.factory import create_app
+from app.http.routes.pages import landing_html
+from app.model.loading import load_predictor
 from tests.conftest import settings_for
 
 # Any reference a browser would follow: src/href attributes and CSS url(...).

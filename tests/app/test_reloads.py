@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.bundle import METADATA_FILE, STATS_FILE
-from app.factory import create_app
+from app.http.factory import create_app
 from tests.conftest import serve, settings_for
 from tests.live import live_server
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from app.bundle import LITERT_FILE, BundleError, read_metadata
-from app.loading import load_predictor
-from app.runtime import LiteRTRuntime
+from app.model.loading import load_predictor
+from app.model.runtime import LiteRTRuntime
 from tests.conftest import MESSY_DROP, SEED, settings_for
 from training.data import feature_columns, load_dataset, split_dataset
 
@@ -92,7 +92,7 @@ def test_a_corrupt_flatbuffer_is_a_bundle_error(model_root: Path, tmp_path: Path
 
 def test_litert_serving_never_imports_tensorflow(model_root: Path) -> None:
     code = (
-        "import sys; from app.loading import load_predictor; from app.settings import Settings; "
+        "import sys; from app.model.loading import load_predictor; from app.settings import Settings; "
         "p = load_predictor(Settings()); "
         "print(p.runtime.name, 'tensorflow' in sys.modules, 'keras' in sys.modules)"
     )

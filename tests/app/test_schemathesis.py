@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from app.factory import create_app
+from app.http.factory import create_app
 from tests.conftest import settings_for
 
 MAX_EXAMPLES = 30

@@ -18,7 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.__main__ import DrainingServer, _config
-from app.factory import create_app
+from app.http.factory import create_app
 from tests.conftest import settings_for
 from tests.live import free_port
 

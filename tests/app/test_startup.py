@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.bundle import STATS_FILE, BundleError
-from app.factory import create_app
+from app.http.factory import create_app
 from tests.conftest import settings_for
 
 

@@ -12,7 +12,7 @@ import tritonclient.http as triton
 from fastapi.testclient import TestClient
 from tritonclient.utils import InferenceServerException
 
-from app.factory import create_app
+from app.http.factory import create_app
 from tests.conftest import serve, settings_for
 from tests.live import live_server
 

@@ -20,7 +20,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.wait import WebDriverWait
 
-from app.factory import create_app
+from app.http.factory import create_app
 from tests.conftest import settings_for
 from tests.live import live_server
 

@@ -12,17 +12,17 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from app.api_keys import DOCS_ASSETS, ApiKeys, read_api_keys
-from app.errors import install_error_handlers
-from app.loading import load_models
-from app.metrics import Metrics
-from app.middleware import ServiceMiddleware
-from app.openapi import install_model_openapi
-from app.predictor import Predictor
-from app.reloads import ModelWatcher
-from app.routes import health, metrics, pages, predict, tfserving, v2
+from app.http.error_rendering import install_error_handlers
+from app.http.middleware import ServiceMiddleware
+from app.http.openapi import install_model_openapi
+from app.http.routes import health, metrics, pages, predict, tfserving, v2
+from app.model.loading import load_models
+from app.model.predictor import Predictor
+from app.model.reloads import ModelWatcher
+from app.model.state import ServedModel, ServiceState
+from app.ops.api_keys import DOCS_ASSETS, ApiKeys, read_api_keys
+from app.ops.metrics import Metrics
 from app.settings import Settings
-from app.state import ServedModel, ServiceState
 
 
 def create_app(

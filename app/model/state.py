@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from fastapi import Request
 from pydantic import BaseModel
 
 from app.errors import ModelNotReady, NotFound, shown
-from app.inference import Batcher, Inference
-from app.predictor import Predictor
-from app.request_context import note_model
-from app.schemas import request_model_for
+from app.model.inference import Batcher, Inference
+from app.model.predictor import Predictor
+from app.model.request_schema import request_model_for
+from app.ops.request_context import note_model
 from app.settings import Settings
 
 
@@ -82,13 +81,3 @@ class ServiceState:
         if self.shutting_down:
             raise ModelNotReady("the service is shutting down")
         return self.require(name, version)
-
-
-def service_state(request: Request) -> ServiceState:
-    state: ServiceState = request.app.state.service
-    return state
-
-
-def current_predictor(request: Request) -> Predictor:
-    """Route dependency: the loaded predictor, or 503 while none is ready."""
-    return service_state(request).require().predictor

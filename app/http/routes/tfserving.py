@@ -14,11 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.bundle import Decoded, NumericFeature
 from app.errors import BadRequest, InvalidInput, validation_failure
-from app.routes.addressing import add_model_route
-from app.routes.body import json_object, validated_rows
-from app.routes.predict import json_response
-from app.schemas import error_responses
-from app.state import ServedModel, service_state
+from app.http.codecs.json_body import json_object, validated_rows
+from app.http.dependencies import service_state
+from app.http.routes.predict import json_response
+from app.http.schemas import error_responses
+from app.http.versioned_routes import add_model_route
+from app.model.state import ServedModel
 
 router = APIRouter(prefix="/v1/models", tags=["TF Serving REST API"])
 

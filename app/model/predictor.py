@@ -10,7 +10,7 @@ import numpy as np
 
 from app.bundle import Decoded, Metadata, NumericFeature, PreprocessingStats
 from app.errors import InvalidInput, TooManyRows
-from app.runtime import Runtime
+from app.model.runtime import Runtime
 
 Columns = Mapping[str, Sequence[object] | np.ndarray]
 

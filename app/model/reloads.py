@@ -18,11 +18,11 @@ from pathlib import Path
 import anyio.to_thread
 
 from app.bundle import list_models
-from app.loading import load_predictor
-from app.metrics import Metrics
-from app.predictor import Predictor
+from app.model.loading import load_predictor
+from app.model.predictor import Predictor
+from app.model.state import ServedModel, ServiceState
+from app.ops.metrics import Metrics
 from app.settings import Settings
-from app.state import ServedModel, ServiceState
 
 logger = logging.getLogger(__name__)
 

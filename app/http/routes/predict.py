@@ -12,11 +12,11 @@ from starlette.types import Scope
 
 from app.bundle import MODEL_CARD_FILE, REPORT_DIR, Decoded, Metadata
 from app.errors import InvalidInput, NotFound
-from app.predictor import Predictor
-from app.routes import tables
-from app.routes.body import documented_body, parse_json, reject_duplicate_features
-from app.schemas import ErrorResponse, PredictRequest, PredictResponse, error_responses
-from app.state import current_predictor, service_state
+from app.http.codecs import tables
+from app.http.codecs.json_body import documented_body, parse_json, reject_duplicate_features
+from app.http.dependencies import current_predictor, service_state
+from app.http.schemas import ErrorResponse, PredictRequest, PredictResponse, error_responses
+from app.model.predictor import Predictor
 
 router = APIRouter(tags=["prediction"])
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from app.metrics import CONTENT_TYPE, Metrics
+from app.ops.metrics import CONTENT_TYPE, Metrics
 
 router = APIRouter(tags=["health"])
 

@@ -18,11 +18,12 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api_keys import ApiKeys, is_open
-from app.errors import BodyTooLarge, RequestTimedOut, ServiceError, as_service_error, error_response
-from app.logs import AccessLog
-from app.metrics import Metrics
-from app.request_context import RequestInfo, current
+from app.errors import BodyTooLarge, RequestTimedOut, ServiceError
+from app.http.error_rendering import as_service_error, error_response
+from app.ops.api_keys import ApiKeys, is_open
+from app.ops.logs import AccessLog
+from app.ops.metrics import Metrics
+from app.ops.request_context import RequestInfo, current
 
 # A client's request id is echoed in a header and logged: accept only what cannot break either.
 _REQUEST_ID = re.compile(rb"[\x21-\x7e]{1,128}")

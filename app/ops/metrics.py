@@ -20,7 +20,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from app.predictor import Predictor
+from app.model.predictor import Predictor
 
 # Latency of answers that take tens of microseconds up to the request timeout.
 LATENCY_BUCKETS = (

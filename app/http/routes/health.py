@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app.schemas import ErrorResponse, Liveness, Readiness
-from app.state import service_state
+from app.http.dependencies import service_state
+from app.http.schemas import ErrorResponse, Liveness, Readiness
 
 router = APIRouter(tags=["health"])
 

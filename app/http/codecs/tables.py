@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from app.bundle import Decoded, NumericFeature, PreprocessingStats
 from app.errors import InvalidInput, MalformedBody, ServiceError, validation_failure
-from app.routes.body import validated_rows
+from app.http.codecs.json_body import validated_rows
 
 CSV_TYPES = ("text/csv", "application/csv")
 

@@ -8,9 +8,9 @@ from html import escape
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from app.predictor import Predictor
-from app.schemas import error_responses
-from app.state import service_state
+from app.http.dependencies import service_state
+from app.http.schemas import error_responses
+from app.model.predictor import Predictor
 
 router = APIRouter(tags=["pages"])
 

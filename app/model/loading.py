@@ -15,8 +15,8 @@ from app.bundle import (
     read_stats,
     resolve_version_dir,
 )
-from app.predictor import Predictor
-from app.runtime import open_runtime
+from app.model.predictor import Predictor
+from app.model.runtime import open_runtime
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)

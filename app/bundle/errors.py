@@ -1,12 +1,8 @@
-"""Base of the bundle's JSON documents, their format version, and the bundle error."""
+"""The error raised for a bundle that cannot be used; its message names the path."""
 
 from __future__ import annotations
 
 from pathlib import Path
-
-from pydantic import BaseModel, ConfigDict
-
-FORMAT_VERSION = 2
 
 
 class BundleError(Exception):
@@ -16,9 +12,3 @@ class BundleError(Exception):
         super().__init__(f"{path}: {problem}")
         self.path = path
         self.problem = problem
-
-
-class Strict(BaseModel):
-    """A bundle document: unknown fields are errors, and loaded documents are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)

@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from app.api_keys import is_open
 from app.bundle import CategoricalFeature, NumericFeature, PreprocessingStats
-from app.state import ServiceState
+from app.model.state import ServiceState
+from app.ops.api_keys import is_open
 
 
 def example_row(stats: PreprocessingStats) -> dict[str, Any]:

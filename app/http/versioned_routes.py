@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from app.routes.body import documented_body
+from app.http.codecs.json_body import documented_body
 
 Endpoint = Callable[..., Awaitable[Any]]
 

@@ -10,8 +10,8 @@ import anyio.to_thread
 import numpy as np
 
 from app.bundle import Decoded
-from app.predictor import Predictor
-from app.request_context import note_rows
+from app.model.predictor import Predictor
+from app.ops.request_context import note_rows
 
 # Requests up to this many rows are "small": they may share batched calls, or run on the event
 # loop on a fast runtime (tens of microseconds; a thread hop would cost more). Larger ones

@@ -1,0 +1,1 @@
+"""The HTTP layer: the app factory, middleware, error rendering, OpenAPI, codecs and routes."""

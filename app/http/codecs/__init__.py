@@ -1,0 +1,1 @@
+"""Request bodies of every protocol turned into rows, and answers into bodies."""

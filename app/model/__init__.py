@@ -1,0 +1,1 @@
+"""The model layer: loading bundles, the predictor, runtimes, batching, reloads and state."""

@@ -1,0 +1,1 @@
+"""Operations beside the request path: metrics, logs, request context and API keys."""
