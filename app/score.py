@@ -2,8 +2,8 @@
 
 The rows go through the same loading checks, transform and runtime as the service, a chunk at
 a time, so memory stays bounded and the predictions equal what POST /predict answers for the
-same rows (CSV cells are read as the /predict CSV route reads them). Needs pandas and pyarrow
-(the `train` extra); the serving image has neither.
+same rows: every cell is read by the bundle's cell rule, as training and the CSV route read
+it. Needs pandas and pyarrow (the `train` extra); the serving image has neither.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from app.bundle import BundleError, CategoricalFeature, Decoded
-from app.http.codecs.tables import MISSING_CELLS
+from app.bundle import BundleError, CategoricalFeature, Decoded, read_numbers
 from app.model.loading import load_predictor
 from app.model.predictor import Predictor
 from app.settings import RuntimeName, Settings
@@ -137,20 +136,18 @@ def _feature_columns(
 
 
 def _numbers(values: pd.Series, name: str, offset: int) -> np.ndarray:
-    """A numeric column as float64 with NaN for missing (an infinite cell is missing too, as
-    in training); text that is not a number stops the run, naming its row."""
-    if pd.api.types.is_numeric_dtype(values):
+    """A numeric column as float64 with NaN for missing, read by the bundle's cell rule (an
+    infinite cell is kept, and filled by the transform as training fills it); a cell that is
+    not a number stops the run, naming its row."""
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         return values.to_numpy(dtype=np.float64, na_value=np.nan)
-    text = values.astype(str).str.strip()
-    missing = text.str.lower().isin(MISSING_CELLS)
-    numbers = pd.to_numeric(text.where(~missing), errors="coerce")
-    bad = numbers.isna() & ~missing
+    numbers, bad = read_numbers(values.to_numpy(dtype=object, na_value=np.nan))
     if bad.any():
-        row = int(np.argmax(bad.to_numpy()))
+        row = int(np.argmax(bad))
         raise ScoreError(
-            f"row {offset + row + 1}, column {name}: {text.iloc[row]!r} is not a number"
+            f"row {offset + row + 1}, column {name}: {values.iloc[row]!r} is not a number"
         )
-    return numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+    return numbers
 
 
 def _answer(decoded: Decoded, classes: list[Any] | None) -> pd.DataFrame:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from app.bundle import MISSING_WORDS, ColumnSummary, DataSummary, category_key
+from app.bundle import MISSING_WORDS, ColumnSummary, DataSummary, category_key, read_numbers
 from training.errors import TrainingError
 
 logger = logging.getLogger(__name__)
@@ -199,26 +199,31 @@ def as_text(column: pd.Series) -> pd.Series:
 
 
 def as_numbers(column: pd.Series) -> pd.Series | None:
-    """float64 with NaN for missing cells and inf kept, or None if some cell is not a number."""
+    """float64 with NaN for missing cells and inf kept, or None if some cell is not a number.
+
+    Text is read by the bundle's cell rule, the one every serving path uses.
+    """
     if pd.api.types.is_bool_dtype(column):
         return None
     if pd.api.types.is_numeric_dtype(column):
         return column.astype(np.float64)
-    if _all_strings(column):
-        # Most cells parse as they are; only the others need canonical text (" -inf ", "NA").
-        numbers = pd.to_numeric(column, errors="coerce").astype(np.float64)
-        unparsed = numbers.isna()
-        if not unparsed.any():
-            return numbers
-        text = as_text(column[unparsed])
-        retried = pd.to_numeric(text, errors="coerce")
-        if retried.notna().sum() != text.notna().sum():
-            return None
-        numbers[unparsed] = retried.astype(np.float64)
-        return numbers
-    text = as_text(column)
-    numbers = pd.to_numeric(text, errors="coerce")
-    return numbers.astype(np.float64) if numbers.notna().sum() == text.notna().sum() else None
+    values, bad = read_numbers(_cells(column))
+    return None if bad.any() else pd.Series(values, index=column.index, name=column.name)
+
+
+def first_non_number(column: pd.Series) -> int | None:
+    """The position of the first cell that the cell rule does not read as a number."""
+    if pd.api.types.is_bool_dtype(column):
+        return 0 if len(column) else None
+    if pd.api.types.is_numeric_dtype(column):
+        return None
+    bad = read_numbers(_cells(column))[1]
+    return int(np.argmax(bad)) if bad.any() else None
+
+
+def _cells(column: pd.Series) -> np.ndarray:
+    # pandas' own missing markers (NA, NaT) become NaN, which the rule reads as missing.
+    return column.to_numpy(dtype=object, na_value=np.nan)
 
 
 def _all_strings(column: pd.Series) -> bool:
@@ -262,9 +267,7 @@ def _clean_target(
     """The target without missing rows, as floats (regression) or labels (classification)."""
     numbers = as_numbers(column)
     if task == "regression" and numbers is None:
-        text = as_text(column)
-        bad = text.notna() & pd.to_numeric(text, errors="coerce").isna()
-        row = int(np.flatnonzero(bad.to_numpy())[0])
+        row = first_non_number(column) or 0
         raise TrainingError(
             f"target column {name!r} is not numeric: row {row + 1} holds {column.iloc[row]!r} "
             "(use --task classification to predict it as a class)"

@@ -38,6 +38,7 @@ from training.data import (
     as_numbers,
     as_text,
     check_columns_exist,
+    first_non_number,
     is_integral,
     labels_of,
     looks_like_classes,
@@ -185,9 +186,7 @@ class _TargetTally:
         if self.numeric:
             self.numeric, self.flipped = False, self.finite_count + self.non_finite_numbers > 0
             if not self.boolean:
-                not_number = pd.to_numeric(labels, errors="coerce").isna()
-                bad = np.flatnonzero((labels.notna() & not_number).to_numpy())
-                row = int(bad[0]) if len(bad) else 0
+                row = first_non_number(column) or 0
                 self.first_text = (shard, start + row + 1, column.iloc[row])
         self.text_missing += int(labels.isna().sum())
         _add_capped(self.text_labels, labels.dropna().unique(), MAX_CLASSES + 1)

@@ -1,10 +1,12 @@
-"""The model bundle contract: file layout, statistics schema, the transform, load and save.
+"""The model bundle contract: file layout, statistics schema, the transform, the cell rule,
+load and save.
 
 Training and serving both import this package and nothing else of each other, so the
 preprocessing applied at serving time is, by construction, the one fitted in training.
 It depends on numpy and pydantic only: importing it must stay cheap.
 """
 
+from app.bundle.cells import MISSING_WORDS, NotANumber, category_key, read_number, read_numbers
 from app.bundle.documents import FORMAT_VERSION
 from app.bundle.errors import BundleError
 from app.bundle.files import (
@@ -30,10 +32,11 @@ from app.bundle.metadata import (
     Flatbuffer,
     Metadata,
     RowCounts,
+    ServedMetadata,
     Spread,
+    TrainedAs,
 )
 from app.bundle.preprocessing import (
-    MISSING_WORDS,
     CategoricalFeature,
     ClassificationTarget,
     Decoded,
@@ -43,7 +46,6 @@ from app.bundle.preprocessing import (
     PreprocessingStats,
     RegressionTarget,
     Target,
-    category_key,
 )
 
 __all__ = [
@@ -67,17 +69,22 @@ __all__ = [
     "Flatbuffer",
     "Label",
     "Metadata",
+    "NotANumber",
     "NumericFeature",
     "PreprocessingStats",
     "RegressionTarget",
     "RowCounts",
+    "ServedMetadata",
     "Spread",
     "Target",
+    "TrainedAs",
     "category_key",
     "list_models",
     "list_versions",
     "publish_version",
     "read_metadata",
+    "read_number",
+    "read_numbers",
     "read_stats",
     "resolve_version_dir",
     "write_json",

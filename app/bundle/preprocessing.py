@@ -25,37 +25,13 @@ from pydantic import (
     model_validator,
 )
 
+from app.bundle.cells import category_key
 from app.bundle.documents import FORMAT_VERSION, Strict
 
 MAX_VOCABULARY = 1000
 
 # Class labels keep their original JSON type: "yes", 3, true. Strict, so 1 and true stay apart.
 Label = StrictBool | StrictInt | StrictFloat | StrictStr
-
-# Category cells that mean "missing", compared after stripping and lower-casing.
-MISSING_WORDS = frozenset({"", "na", "n/a", "nan", "null", "none", "#n/a", "<na>"})
-
-
-def category_key(value: object) -> str | None:
-    """The canonical form of a categorical cell, the same in training and serving.
-
-    Strings are stripped, booleans and integral numbers spelled one way (`True`, `"true"` ->
-    "true"; `3`, `3.0`, `"3"` -> "3"), and NaN or NA-like text is missing (None).
-    """
-    if isinstance(value, bool | np.bool_):
-        text = "true" if value else "false"
-    elif isinstance(value, int | np.integer):
-        text = str(int(value))
-    elif isinstance(value, float | np.floating):
-        number = float(value)
-        finite = np.isfinite(number)
-        text = "" if not finite else str(int(number)) if number.is_integer() else repr(number)
-    else:
-        text = "" if value is None else str(value).strip()
-    lowered = text.lower()
-    if lowered in MISSING_WORDS:
-        return None
-    return lowered if lowered in ("true", "false") else text
 
 
 class NumericFeature(Strict):

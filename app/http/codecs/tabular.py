@@ -1,4 +1,6 @@
-"""The other ways rows reach POST /predict: pandas' "split" JSON and CSV, and CSV answers."""
+"""The table-shaped bodies of POST /predict: pandas' "split" JSON and CSV in, CSV out.
+
+Text cells of numeric features are read by the bundle's cell rule, as training read them."""
 
 from __future__ import annotations
 
@@ -10,8 +12,8 @@ from typing import Any
 import pydantic_core
 from pydantic import BaseModel, ValidationError
 
-from app.bundle import Decoded, NumericFeature, PreprocessingStats
-from app.errors import InvalidInput, MalformedBody, ServiceError, validation_failure
+from app.bundle import Decoded, NotANumber, NumericFeature, PreprocessingStats, read_number
+from app.errors import InvalidInput, MalformedBody, ServiceError, shown, validation_failure
 from app.http.codecs.json_body import validated_rows
 
 CSV_TYPES = ("text/csv", "application/csv")
@@ -21,8 +23,11 @@ def wants_csv(accept: str) -> bool:
     return any(t in accept for t in CSV_TYPES)
 
 
-def split_rows(raw: bytes, request_model: type[BaseModel], failure: ServiceError) -> list[Any]:
+def split_rows(
+    raw: bytes, stats: PreprocessingStats, request_model: type[BaseModel], failure: ServiceError
+) -> list[Any]:
     """Rows from `{"columns": [...], "data": [[...], ...]}`; any other body raises `failure`.
+    A string given for a numeric feature is a text cell, read as a CSV cell is.
 
     Called only after the `instances` shape failed, so the common case pays nothing for it.
     """
@@ -36,15 +41,25 @@ def split_rows(raw: bytes, request_model: type[BaseModel], failure: ServiceError
     if not (isinstance(columns, list) and isinstance(data, list)):
         raise InvalidInput("'columns' and 'data' must be lists")
     _unique_columns(columns, "columns")
+    numeric = _numeric_features(stats)
+    rows = []
     for i, row in enumerate(data):
         if not isinstance(row, list) or len(row) != len(columns):
             raise InvalidInput(f"data[{i}] must be a list of {len(columns)} values, one per column")
-    return _validated([dict(zip(columns, row, strict=True)) for row in data], request_model)
+        rows.append(
+            {
+                name: _text_number(cell, f"data[{i}].{name}")
+                if name in numeric and isinstance(cell, str)
+                else cell
+                for name, cell in zip(columns, row, strict=True)
+            }
+        )
+    return _validated(rows, request_model)
 
 
 def csv_rows(raw: bytes, stats: PreprocessingStats, request_model: type[BaseModel]) -> list[Any]:
-    """Rows from CSV text with a header row. Empty and NA-like cells of numeric features are
-    missing; categorical cells are taken as written."""
+    """Rows from CSV text with a header row. Cells of numeric features are read by the cell
+    rule; categorical cells are taken as written."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -55,7 +70,7 @@ def csv_rows(raw: bytes, stats: PreprocessingStats, request_model: type[BaseMode
         raise MalformedBody("CSV body is empty; expected a header row and data rows")
     header = [h.strip() for h in header]
     _unique_columns(header, "the CSV header")
-    numeric = {f.name for f in stats.features if isinstance(f, NumericFeature)}
+    numeric = _numeric_features(stats)
     rows = []
     for line, cells in enumerate(reader, start=2):
         if not cells:
@@ -66,7 +81,9 @@ def csv_rows(raw: bytes, stats: PreprocessingStats, request_model: type[BaseMode
             )
         rows.append(
             {
-                name: _number(cell, line, name) if name in numeric else cell
+                name: _text_number(cell, f"CSV line {line}, column {name}")
+                if name in numeric
+                else cell
                 for name, cell in zip(header, cells, strict=True)
             }
         )
@@ -87,19 +104,20 @@ def csv_answer(decoded: Decoded, classes: list[Any] | None) -> str:
     return out.getvalue()
 
 
-MISSING_CELLS = frozenset({"", "na", "n/a", "nan", "null", "none"})
-"""CSV cells (stripped, any case) that mean a numeric value is missing."""
+def _numeric_features(stats: PreprocessingStats) -> set[str]:
+    return {f.name for f in stats.features if isinstance(f, NumericFeature)}
 
 
-def _number(cell: str, line: int, name: str) -> float | None:
-    text = cell.strip()
-    if text.lower() in MISSING_CELLS:
-        return None
+def _text_number(cell: str, where: str) -> float | None:
+    """A text cell of a numeric feature; missing (None) when the rule reads it as missing or
+    infinite, which the transform fills alike."""
     try:
-        number = float(text)
-    except ValueError:
-        raise InvalidInput(f"CSV line {line}, column {name}: {cell!r} is not a number") from None
-    # As in training: an infinite cell is a missing one.
+        number = read_number(cell)
+    except NotANumber:
+        raise InvalidInput(
+            f"{where}: {shown(cell)!r} is not a number",
+            [{"loc": where, "message": "not a number"}],
+        ) from None
     return number if math.isfinite(number) else None
 
 
