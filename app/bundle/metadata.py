@@ -81,3 +81,22 @@ class Metadata(Strict):
     training: dict[str, Label | None]
     tensorflow_version: str
     keras_version: str
+
+
+class TrainedAs(Strict):
+    name: str
+    version: int
+
+
+class ServedMetadata(Metadata):
+    """The metadata as the server reports it: `name` and `version` are the directories the
+    bundle is served from (as TF Serving and Triton take a version from its directory's name),
+    and `trained_as` keeps what training wrote, as provenance."""
+
+    trained_as: TrainedAs
+
+    @classmethod
+    def served_from(cls, metadata: Metadata, name: str, version: int) -> ServedMetadata:
+        trained_as = TrainedAs(name=metadata.name, version=metadata.version)
+        fields = {**dict(metadata), "name": name, "version": version, "trained_as": trained_as}
+        return cls.model_validate(fields)

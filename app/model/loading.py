@@ -10,6 +10,8 @@ import numpy as np
 
 from app.bundle import (
     BundleError,
+    ServedMetadata,
+    TrainedAs,
     list_models,
     read_metadata,
     read_stats,
@@ -43,16 +45,22 @@ def load_predictor(
     version = version or settings.pinned_version(name)
     version_dir = resolve_version_dir(settings.model_dir, name, version)
     stats = read_stats(version_dir)
-    metadata = read_metadata(version_dir)
-    if metadata.features != stats.feature_names:
+    trained = read_metadata(version_dir)
+    if trained.features != stats.feature_names:
         raise BundleError(
             version_dir, "metadata and preprocessing statistics list different features"
         )
-    if (metadata.name, str(metadata.version)) != (version_dir.parent.name, version_dir.name):
-        raise BundleError(
-            version_dir,
-            f"metadata says {metadata.name} version {metadata.version}, "
-            "which does not match the directory",
+    metadata = ServedMetadata.served_from(trained, name, int(version_dir.name))
+    if metadata.trained_as != TrainedAs(name=metadata.name, version=metadata.version):
+        # A bundle copied under another name or number: the directory is what is served.
+        logger.warning(
+            "model %s version %d was trained as %s version %d; serving it as the directory "
+            "names it",
+            metadata.name,
+            metadata.version,
+            trained.name,
+            trained.version,
+            extra={"model_name": metadata.name, "model_version": metadata.version},
         )
     runtime = open_runtime(settings.model_runtime, version_dir, metadata)
     if runtime.input_width not in (None, stats.input_width):

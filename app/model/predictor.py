@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.bundle import Decoded, Metadata, NumericFeature, PreprocessingStats
+from app.bundle import Decoded, NumericFeature, PreprocessingStats, ServedMetadata
 from app.errors import InvalidInput, TooManyRows
 from app.model.runtime import Runtime
 
@@ -17,10 +17,11 @@ Columns = Mapping[str, Sequence[object] | np.ndarray]
 
 @dataclass(frozen=True)
 class Predictor:
-    """One loaded model version: its statistics, metadata, runtime and directory."""
+    """One loaded model version: its statistics, metadata, runtime and directory. Its name and
+    version are the directories it was loaded from (`metadata.trained_as` keeps the rest)."""
 
     stats: PreprocessingStats
-    metadata: Metadata
+    metadata: ServedMetadata
     runtime: Runtime
     max_rows: int
     path: Path

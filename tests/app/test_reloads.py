@@ -189,3 +189,37 @@ def test_reloads_under_load_fail_no_request(
     for versions in answers:
         changes = [v for i, v in enumerate(versions) if i == 0 or v != versions[i - 1]]
         assert changes == [1, 2, 1]
+
+
+def test_a_bundle_copied_under_a_new_number_is_served_as_that_number(
+    root: Path, hammer: tuple[list[list[int]], list[str]]
+) -> None:
+    """As with TF Serving and Triton, the directory names the version: a known-good bundle
+    rolled forward by copying it is served, live, as the number it was copied to."""
+    answers, failures = hammer
+    wait_for(lambda: all(len(v) >= 20 for v in answers), "answers from version 1")
+    scratch = root / "m" / ".partial-copy"
+    shutil.copytree(root / "m" / "1", scratch)  # metadata untouched: trained as m version 1
+    scratch.rename(root / "m" / "7")
+    wait_for(lambda: all(v[-20:] == [7] * 20 for v in answers), "answers from version 7")
+    assert failures == []
+    for versions in answers:
+        changes = [v for i, v in enumerate(versions) if i == 0 or v != versions[i - 1]]
+        assert changes == [1, 7]
+
+
+def test_the_served_version_is_the_directory_and_training_is_provenance(
+    tmp_path: Path, version_dir: Path
+) -> None:
+    trained = json.loads((version_dir / METADATA_FILE).read_text())
+    shutil.copytree(version_dir, tmp_path / "churn" / "3")
+    with serve(tmp_path, "churn") as client:
+        model = client.get("/model").json()
+        assert (model["name"], model["version"]) == ("churn", 3)
+        assert model["trained_as"] == {"name": trained["name"], "version": trained["version"]}
+        assert client.get("/readyz").json()["models"] == {"churn": 3}
+        answer = client.post("/predict", json={"instances": [ROW]}).json()
+        assert (answer["model_name"], answer["model_version"]) == ("churn", 3)
+        assert client.get("/v1/models/churn").json()["model_version_status"][0]["version"] == "3"
+        assert 'tabserve_model_info{model="churn",runtime=' in client.get("/metrics").text
+        assert 'version="3"' in client.get("/metrics").text
