@@ -116,8 +116,13 @@ def test_unknown_model_is_a_404_error(client: triton.InferenceServerClient) -> N
          "missing inputs: s6"),
         ([{"name": f, "shape": [1], "datatype": "BYTES" if f == "bmi" else "FP32",
            "data": ["fat" if f == "bmi" else 0.0]} for f in FEATURES],
+         "input 'bmi', row 0: 'fat' is not a number"),
+        ([{"name": f, "shape": [1], "datatype": "FP32",
+           "data": ["fat" if f == "bmi" else 0.0]} for f in FEATURES],
          "input 'bmi', row 0: Input should be a valid number"),
-        ([], "'inputs' must be a non-empty list of tensors"),
+        ([], "inputs: List should have at least 1 item after validation, not 0"),
+        ([{"name": "features", "shape": [-1, 10], "datatype": "FP32", "data": []}],
+         "inputs[0].shape[0]: Input should be greater than or equal to 0"),
     ],
 )  # fmt: skip
 def test_bad_inference_requests_are_400_in_the_protocols_shape(

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse
 from starlette.routing import Match, Route
 from starlette.types import Scope
 
-from app.bundle import MODEL_CARD_FILE, REPORT_DIR, Decoded, Metadata
+from app.bundle import MODEL_CARD_FILE, REPORT_DIR, Decoded, ServedMetadata
 from app.errors import InvalidInput, NotFound
-from app.http.codecs import tables
+from app.http.codecs import tabular
 from app.http.codecs.json_body import documented_body, parse_json, reject_duplicate_features
 from app.http.dependencies import current_predictor, service_state
+from app.http.responses import json_response
 from app.http.schemas import ErrorResponse, PredictRequest, PredictResponse, error_responses
 from app.model.predictor import Predictor
 
@@ -33,8 +33,8 @@ async def predict(request: Request) -> Response:
     """
     served = service_state(request).require()
     raw = await request.body()
-    if tables.wants_csv(request.headers.get("content-type", "")):
-        rows = tables.csv_rows(raw, served.predictor.stats, served.request_model)
+    if tabular.wants_csv(request.headers.get("content-type", "")):
+        rows = tabular.csv_rows(raw, served.predictor.stats, served.request_model)
     else:
         try:
             rows = parse_json(raw, served.request_model).instances  # type: ignore[attr-defined]
@@ -42,12 +42,12 @@ async def predict(request: Request) -> Response:
             # A repeated key explains a failure better than what it did to the row, and the
             # body may be pandas' split JSON instead.
             reject_duplicate_features(raw)
-            rows = tables.split_rows(raw, served.request_model, failure)
+            rows = tabular.split_rows(raw, served.predictor.stats, served.request_model, failure)
         else:
             reject_duplicate_features(raw, len(rows) * len(served.predictor.features))
     decoded = await served.inference.predict_rows(rows)
-    if tables.wants_csv(request.headers.get("accept", "")):
-        answer = tables.csv_answer(decoded, served.predictor.metadata.classes)
+    if tabular.wants_csv(request.headers.get("accept", "")):
+        answer = tabular.csv_answer(decoded, served.predictor.metadata.classes)
         return Response(answer, media_type="text/csv")
     return json_response(prediction_body(decoded, served.predictor))
 
@@ -99,17 +99,11 @@ def prediction_body(decoded: Decoded, predictor: Predictor) -> dict[str, Any]:
     return body
 
 
-def json_response(body: dict[str, Any]) -> Response:
-    # orjson writes floats and numpy arrays several times faster than FastAPI's encoder,
-    # which would also validate the body against the response model a second time.
-    return Response(
-        orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
-    )
-
-
 @router.get("/model", responses=error_responses(503))
-def model_metadata(predictor: CurrentPredictor) -> Metadata:
-    """The loaded bundle's metadata: features, test metrics against baselines, provenance."""
+def model_metadata(predictor: CurrentPredictor) -> ServedMetadata:
+    """The served bundle's metadata: features, test metrics against baselines, provenance.
+
+    `name` and `version` are the directories served from; `trained_as` is what training wrote."""
     return predictor.metadata
 
 
