@@ -1,5 +1,8 @@
 """`python -m app`: load the models, then serve; a bad bundle or setting exits 2 in one line.
 
+Settings come from the environment; the few options below override their variable, for a
+quick local run (`python -m app --port 9000 --model-dir /tmp/models`).
+
 SIGTERM (or Ctrl-C) drains: readiness turns 503 at once, the listening socket closes,
 requests in flight and their batches finish within DRAIN_TIMEOUT_SECONDS, and the process
 exits 0.
@@ -7,11 +10,14 @@ exits 0.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import math
 import signal
 import sys
+from collections.abc import Sequence
 from types import FrameType
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -42,9 +48,32 @@ class DrainingServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def main() -> int:
+_OPTIONS = {
+    "--model-dir": "model_dir",
+    "--model-name": "model_name",
+    "--runtime": "model_runtime",
+    "--host": "host",
+    "--port": "port",
+    "--log-level": "log_level",
+}
+
+
+def parse_overrides(argv: Sequence[str] | None) -> dict[str, Any]:
+    """The settings given as options, by field name; unset options leave the environment's."""
+    p = argparse.ArgumentParser(
+        prog="python -m app",
+        description="Serve the bundles under MODEL_DIR over HTTP. Every setting is also an "
+        "environment variable (MODEL_DIR, PORT, ...); an option given here wins.",
+    )
+    for option, field in _OPTIONS.items():
+        p.add_argument(option, dest=field, default=None, help=f"sets {field.upper()}")
+    return {k: v for k, v in vars(p.parse_args(argv)).items() if v is not None}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    overrides = parse_overrides(argv)
     try:
-        settings = Settings()
+        settings = Settings(**overrides)
     except ValidationError as exc:
         configure_logging("info")
         first = exc.errors()[0]
