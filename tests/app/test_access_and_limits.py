@@ -15,7 +15,7 @@ from app.http.factory import create_app
 from app.model.loading import load_predictor
 from app.model.runtime import Runtime
 from app.ops.api_keys import ApiKeyError, read_api_keys
-from tests.conftest import serve, service_logging, settings_for
+from tests.helpers.service import serve, service_logging, settings_for
 
 ROW = {"age": 0.01, "sex": -0.04, "bmi": 0.06, "bp": 0.02, "s1": -0.04}
 ROW |= {"s2": -0.03, "s3": -0.04, "s4": 0.0, "s5": 0.02, "s6": -0.02}

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from app.http.factory import create_app
 from app.model.loading import load_predictor
-from tests.conftest import settings_for
+from tests.helpers.service import settings_for
 
 FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
 

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from app.bundle import read_metadata
 from app.http.factory import create_app
-from tests.conftest import settings_for
+from tests.helpers.service import settings_for
 
 
 def test_ready_with_model_loaded(client: TestClient) -> None:
@@ -27,7 +27,9 @@ def test_ready_with_model_loaded(client: TestClient) -> None:
 def test_model_endpoint_serves_the_bundle_metadata(client: TestClient, version_dir: Path) -> None:
     response = client.get("/model")
     assert response.status_code == 200
-    assert response.json() == read_metadata(version_dir).model_dump(mode="json")
+    trained = read_metadata(version_dir).model_dump(mode="json")
+    provenance = {"name": trained["name"], "version": trained["version"]}
+    assert response.json() == {**trained, "trained_as": provenance}
 
 
 def test_not_ready_before_the_lifespan_loads_a_model(model_root: Path) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from app.model.inference import Batcher
-from tests.conftest import serve
+from tests.helpers.service import serve
 
 
 class SlowDouble:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.bundle import MODEL_CARD_FILE, REPORT_DIR
-from tests.conftest import serve
+from tests.helpers.service import serve
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

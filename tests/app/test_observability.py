@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import service_logging
+from tests.helpers.service import service_logging
 
 # A value no log line may contain: features are never logged.
 SECRET_VALUE = 0.0123456789
@@ -138,7 +138,7 @@ def test_metrics_count_requests_rows_batches_and_models(client: TestClient) -> N
 
 
 def test_metrics_of_several_apps_stay_apart(client: TestClient, model_root: object) -> None:
-    from tests.conftest import serve
+    from tests.helpers.service import serve
 
     client.post("/predict", json={"instances": [ROW]})
     with serve(model_root, max_rows=100) as other:  # type: ignore[arg-type]

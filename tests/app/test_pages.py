@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from app.http.factory import create_app
 from app.http.routes.pages import landing_html
 from app.model.loading import load_predictor
-from tests.conftest import settings_for
+from tests.helpers.service import settings_for
 
 # Any reference a browser would follow: src/href attributes and CSS url(...).
 REFERENCE = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']|url\(\s*["']?([^"')]+)""")

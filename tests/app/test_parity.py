@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import pandas as pd
 from fastapi.testclient import TestClient
 
 from app.bundle import read_stats
-from tests.conftest import MESSY_DROP, SEED, serve
-from tests.offline import offline_predictions
+from tests.helpers.data import SEED, messy_test_rows
+from tests.helpers.offline import offline_predictions
+from tests.helpers.service import post_rows, serve
 from training.data import load_dataset, split_dataset
-
-
-def post_rows(client: TestClient, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    response = client.post(
-        "/predict",
-        content=json.dumps({"instances": rows}, allow_nan=False),
-        headers={"content-type": "application/json"},
-    )
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def test_served_predictions_equal_the_saved_model_offline(
@@ -49,40 +36,6 @@ def test_served_predictions_equal_the_saved_model_offline(
     offline = offline_predictions(version_dir, test)
     np.testing.assert_allclose(body["predictions"], offline.values, rtol=1e-5)
     assert np.std(body["predictions"]) > 1.0, "predictions must vary from row to row"
-
-
-def messy_test_rows(messy_csv: Path, target: str) -> tuple[list[dict[str, Any]], pd.DataFrame]:
-    """The test split of the messy file twice: as a client would send the raw cells (numbers
-    parsed, categories as written), and as the training code cleans them. Five rows get a
-    colour nobody has seen."""
-    dataset = load_dataset(messy_csv, target, categorical=("rooms",), drop=MESSY_DROP[target])
-    clean = split_dataset(dataset, SEED).test.copy()
-    clean.loc[clean.index[:5], "colour"] = "turquoise"
-    raw = pd.read_csv(messy_csv, dtype=str, keep_default_na=False).loc[clean.index]
-    raw.loc[raw.index[:5], "colour"] = "turquoise"
-    records: list[dict[str, str]] = raw.to_dict("records")  # type: ignore[assignment]
-
-    def number(cell: str) -> float | None:
-        try:
-            value = float(cell)
-        except ValueError:
-            return None
-        return value if math.isfinite(value) else None  # JSON's null: "inf" cells too
-
-    rows: list[dict[str, Any]] = [
-        {
-            "age": number(r["age"]),
-            "income": number(r["income"]),
-            "colour": r["colour"],
-            "member": r["member"],
-            "rooms": int(r["rooms"]),
-        }
-        for r in records
-    ]
-    assert any(r["age"].strip() in ("inf", "-inf") for r in records)
-    assert any(v is None for row in rows for v in row.values())
-    assert any(row["colour"] != row["colour"].strip() for row in rows)
-    return rows, clean
 
 
 def test_messy_regression_parity(model_root: Path, messy_csv: Path) -> None:

@@ -18,8 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.bundle import METADATA_FILE, STATS_FILE
 from app.http.factory import create_app
-from tests.conftest import serve, settings_for
-from tests.live import live_server
+from tests.helpers.live import live_server
+from tests.helpers.service import serve, settings_for
 
 POLL = 0.05
 ROW = {"age": 0.01, "sex": -0.04, "bmi": 0.06, "bp": 0.02, "s1": -0.04}

@@ -15,7 +15,8 @@ import pytest
 from app.bundle import LITERT_FILE, BundleError, read_metadata
 from app.model.loading import load_predictor
 from app.model.runtime import LiteRTRuntime
-from tests.conftest import MESSY_DROP, SEED, settings_for
+from tests.helpers.data import MESSY_DROP, SEED
+from tests.helpers.service import settings_for
 from training.data import feature_columns, load_dataset, split_dataset
 
 

@@ -25,7 +25,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from app.http.factory import create_app
-from tests.conftest import settings_for
+from tests.helpers.service import settings_for
 
 MAX_EXAMPLES = 30
 SEED = 20_240_601

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from app.score import main
-from tests.conftest import MESSY_DROP, serve
+from tests.helpers.data import MESSY_DROP
+from tests.helpers.service import serve
 
 
 def feature_columns(csv: Path, drop: tuple[str, ...], target: str) -> pd.DataFrame:

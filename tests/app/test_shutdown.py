@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 
 from app.__main__ import DrainingServer, _config
 from app.http.factory import create_app
-from tests.conftest import settings_for
-from tests.live import free_port
+from tests.helpers.live import free_port
+from tests.helpers.service import settings_for
 
 ROW = {"age": 0.01, "sex": -0.04, "bmi": 0.06, "bp": 0.02, "s1": -0.04}
 ROW |= {"s2": -0.03, "s3": -0.04, "s4": 0.0, "s5": 0.02, "s6": -0.02}

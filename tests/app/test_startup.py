@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from app.bundle import STATS_FILE, BundleError
 from app.http.factory import create_app
-from tests.conftest import settings_for
+from tests.helpers.service import settings_for
 
 
 def start_server(model_root: Path, **env: str) -> subprocess.CompletedProcess[str]:

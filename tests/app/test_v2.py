@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from tritonclient.utils import InferenceServerException
 
 from app.http.factory import create_app
-from tests.conftest import serve, settings_for
-from tests.live import live_server
+from tests.helpers.live import live_server
+from tests.helpers.service import serve, settings_for
 
 FEATURES = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
 MATRIX = np.array(

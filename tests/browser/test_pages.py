@@ -21,8 +21,8 @@ from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.wait import WebDriverWait
 
 from app.http.factory import create_app
-from tests.conftest import settings_for
-from tests.live import live_server
+from tests.helpers.live import live_server
+from tests.helpers.service import settings_for
 
 SCREENSHOTS = Path(__file__).parents[2] / "test-output" / "browser"
 WAIT_SECONDS = 20

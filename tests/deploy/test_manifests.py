@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from pydantic import TypeAdapter
 
 from app.settings import Settings
-from tests.conftest import serve
+from tests.helpers.service import serve
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

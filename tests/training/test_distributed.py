@@ -21,11 +21,10 @@ from app.bundle import (
     RegressionTarget,
     read_metadata,
 )
-from tests.app.test_parity import messy_test_rows, post_rows
-from tests.conftest import MESSY_DROP, serve
-from tests.live import free_port
-from tests.offline import offline_predictions
-from tests.training.test_streaming import write_shards
+from tests.helpers.data import MESSY_DROP, messy_test_rows, write_shards
+from tests.helpers.live import free_port
+from tests.helpers.offline import offline_predictions
+from tests.helpers.service import post_rows, serve
 from training.config import Hyperparameters
 
 REPO = Path(__file__).resolve().parents[2]

@@ -17,8 +17,8 @@ from app.bundle import (
     read_metadata,
     read_stats,
 )
-from tests.conftest import MESSY_DROP, MESSY_ROWS, SEED
-from tests.offline import offline_predictions
+from tests.helpers.data import MESSY_DROP, MESSY_ROWS, SEED
+from tests.helpers.offline import offline_predictions
 from training.cli import main
 from training.data import load_dataset, split_dataset
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import pandas as pd
 import pytest
 
 from app.bundle import NumericFeature, PreprocessingStats
-from tests.conftest import MESSY_DROP
+from tests.helpers.data import MESSY_DROP, write_shards
 from training.data import TEST_FRACTION, VALIDATION_FRACTION, load_dataset
 from training.errors import TrainingError
 from training.preprocess import fit_stats
@@ -28,19 +27,6 @@ from training.sources import (
 
 SEED = 11
 CHUNK = 37  # rows per chunk: far fewer than a shard, and not a divisor of one
-
-
-def write_shards(frame: pd.DataFrame, directory: Path, parts: int, suffix: str = "csv") -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    bounds = np.linspace(0, len(frame), parts + 1).astype(int)
-    for i, (start, stop) in enumerate(itertools.pairwise(bounds)):
-        part = frame.iloc[start:stop]
-        path = directory / f"part-{i:03d}.{suffix}"
-        if suffix == "csv":
-            part.to_csv(path, index=False)
-        else:
-            part.to_parquet(path, index=False)
-    return directory
 
 
 def scan(directory: Path, target: str, **options: Any) -> StreamSchema:

@@ -1,0 +1,51 @@
+"""The service under test: settings, an app in a TestClient, its logging, and posting rows."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from app.http.factory import create_app
+from app.ops.logs import configure_logging
+from app.settings import Settings
+
+
+@contextmanager
+def service_logging(level: str) -> Iterator[None]:
+    """The service's JSON logging at `level` for the block, then the test run's own again (so
+    that no later test logs into a stream this one's capture has closed)."""
+    root = logging.getLogger()
+    handlers, root_level = root.handlers[:], root.level
+    configure_logging(level)
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(root_level)
+        logging.captureWarnings(False)
+
+
+def settings_for(model_root: Path, name: str = "diabetes", **overrides: object) -> Settings:
+    return Settings(model_dir=model_root, model_name=name, **overrides)  # type: ignore[arg-type]
+
+
+def serve(model_root: Path, name: str = "diabetes", **overrides: object) -> TestClient:
+    """A client for an app serving model `name`; use it in `with` so the lifespan runs."""
+    return TestClient(create_app(settings_for(model_root, name, **overrides)))
+
+
+def post_rows(client: TestClient, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    response = client.post(
+        "/predict",
+        content=json.dumps({"instances": rows}, allow_nan=False),
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
