@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up, train the default bundle if the model has no version yet, and serve on port 8000.
-# Settings come from the environment (see the README), e.g. PORT=9000 scripts/serve.sh
+# Settings come from the environment (see docs/configuration.md), e.g. PORT=9000 scripts/serve.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
