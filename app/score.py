@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from app.bundle import BundleError, CategoricalFeature, Decoded, read_numbers
+from app.bundle import BundleError, CategoricalFeature, Decoded, NotANumber, read_numbers
 from app.model.loading import load_predictor
 from app.model.predictor import Predictor
 from app.settings import RuntimeName, Settings
@@ -141,13 +141,11 @@ def _numbers(values: pd.Series, name: str, offset: int) -> np.ndarray:
     not a number stops the run, naming its row."""
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         return values.to_numpy(dtype=np.float64, na_value=np.nan)
-    numbers, bad = read_numbers(values.to_numpy(dtype=object, na_value=np.nan))
-    if bad.any():
-        row = int(np.argmax(bad))
-        raise ScoreError(
-            f"row {offset + row + 1}, column {name}: {values.iloc[row]!r} is not a number"
-        )
-    return numbers
+    try:
+        return read_numbers(values.to_numpy(dtype=object, na_value=np.nan))
+    except NotANumber as exc:
+        row = offset + (exc.index or 0) + 1
+        raise ScoreError(f"row {row}, column {name}: {exc.cell!r} is not a number") from None
 
 
 def _answer(decoded: Decoded, classes: list[Any] | None) -> pd.DataFrame:

@@ -79,10 +79,12 @@ def test_the_scalar_rule_reads_the_table() -> None:
 
 
 def test_the_column_rule_equals_the_scalar_rule() -> None:
-    cells = [cell for cell, _ in SPELLINGS]
-    values, bad = read_numbers(cells)
-    assert list(bad) == [reading == BAD for _, reading in SPELLINGS]
-    assert_readings(values[~bad], GOOD)
+    assert_readings(read_numbers([cell for cell, _ in GOOD]), GOOD)
+    for cell in BAD_CELLS:
+        column = ["1", " NA ", cell, "2", "also not a number"]
+        with pytest.raises(NotANumber) as first:
+            read_numbers(column)
+        assert (first.value.cell, first.value.index) == (cell, 2)
 
 
 # Training

@@ -13,7 +13,14 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from app.bundle import MISSING_WORDS, ColumnSummary, DataSummary, category_key, read_numbers
+from app.bundle import (
+    MISSING_WORDS,
+    ColumnSummary,
+    DataSummary,
+    NotANumber,
+    category_key,
+    read_numbers,
+)
 from training.errors import TrainingError
 
 logger = logging.getLogger(__name__)
@@ -203,27 +210,27 @@ def as_numbers(column: pd.Series) -> pd.Series | None:
 
     Text is read by the bundle's cell rule, the one every serving path uses.
     """
-    if pd.api.types.is_bool_dtype(column):
+    try:
+        return _read_numbers(column)
+    except NotANumber:
         return None
-    if pd.api.types.is_numeric_dtype(column):
-        return column.astype(np.float64)
-    values, bad = read_numbers(_cells(column))
-    return None if bad.any() else pd.Series(values, index=column.index, name=column.name)
 
 
 def first_non_number(column: pd.Series) -> int | None:
     """The position of the first cell that the cell rule does not read as a number."""
-    if pd.api.types.is_bool_dtype(column):
-        return 0 if len(column) else None
-    if pd.api.types.is_numeric_dtype(column):
-        return None
-    bad = read_numbers(_cells(column))[1]
-    return int(np.argmax(bad)) if bad.any() else None
+    try:
+        _read_numbers(column)
+    except NotANumber as exc:
+        return exc.index
+    return None
 
 
-def _cells(column: pd.Series) -> np.ndarray:
+def _read_numbers(column: pd.Series) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        return column.astype(np.float64)
     # pandas' own missing markers (NA, NaT) become NaN, which the rule reads as missing.
-    return column.to_numpy(dtype=object, na_value=np.nan)
+    cells = column.to_numpy(dtype=object, na_value=np.nan)
+    return pd.Series(read_numbers(cells), index=column.index, name=column.name)
 
 
 def _all_strings(column: pd.Series) -> bool:

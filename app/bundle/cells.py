@@ -32,11 +32,13 @@ _PLAIN_WIDTH = 40
 
 
 class NotANumber(ValueError):
-    """A cell of a numeric column that the rule cannot read as a number."""
+    """A cell of a numeric column that the rule cannot read as a number; `index` is its
+    position when a column was read."""
 
-    def __init__(self, cell: object) -> None:
+    def __init__(self, cell: object, index: int | None = None) -> None:
         super().__init__(f"{cell!r} is not a number")
         self.cell = cell
+        self.index = index
 
 
 def read_number(cell: object) -> float:
@@ -62,34 +64,36 @@ def read_number(cell: object) -> float:
     return float(text)
 
 
-def read_numbers(cells: Sequence[object] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`read_number` over a column: (float64 values with NaN where missing or not a number,
-    a boolean mask of the cells that are not numbers).
+def read_numbers(cells: Sequence[object] | np.ndarray) -> np.ndarray:
+    """`read_number` over a column: float64 values, NaN where missing (infinities kept).
+    The first cell that is not a number, in order, raises NotANumber with its index.
 
     Cells spelled with digits, signs, points and exponents only (nearly all of a numeric
-    column) are checked and converted together; only the others go one by one.
+    column) are checked and converted together; only the others go one by one, and a text
+    column stops at its first such cell.
     """
     column = cells if isinstance(cells, np.ndarray) else np.asarray(cells, dtype=object)
-    n = len(column)
-    bad = np.zeros(n, dtype=bool)
     if column.dtype.kind in "fiu":
-        return column.astype(np.float64), bad
+        return column.astype(np.float64)
     if column.dtype.kind == "b":
-        return np.full(n, np.nan), np.ones(n, dtype=bool)
+        if len(column):
+            raise NotANumber(column[0], 0)
+        return np.zeros(0)
     column = column.astype(object, copy=False)
-    values = np.full(n, np.nan)
+    values = np.full(len(column), np.nan)
     plain = _plain_cells(column)
     if plain.any():
         try:
-            values[plain] = column[plain].astype(np.str_).astype(np.float64)
+            # Python's float on each: for these spellings, exactly `read_number`'s reading.
+            values[plain] = column[plain].astype(np.float64)
         except ValueError:  # a malformed one such as "1e" or "+-1": read them one by one
             plain[:] = False
     for i in np.flatnonzero(~plain):
         try:
             values[i] = read_number(column[i])
-        except NotANumber:
-            bad[i] = True
-    return values, bad
+        except NotANumber as exc:
+            raise NotANumber(exc.cell, int(i)) from None
+    return values
 
 
 def _plain_cells(column: np.ndarray) -> np.ndarray:
