@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from typing import Any
 
 import pydantic_core
 from pydantic import BaseModel, ValidationError
 
-from app.bundle import Decoded, NotANumber, NumericFeature, PreprocessingStats, read_number
-from app.errors import InvalidInput, MalformedBody, ServiceError, shown, validation_failure
+from app.bundle import Decoded, NumericFeature, PreprocessingStats
+from app.errors import InvalidInput, MalformedBody, ServiceError, validation_failure
 from app.http.codecs.json_body import validated_rows
+from app.http.codecs.text_cells import text_number
 
 CSV_TYPES = ("text/csv", "application/csv")
 
@@ -48,7 +48,7 @@ def split_rows(
             raise InvalidInput(f"data[{i}] must be a list of {len(columns)} values, one per column")
         rows.append(
             {
-                name: _text_number(cell, f"data[{i}].{name}")
+                name: text_number(cell, f"data[{i}].{name}")
                 if name in numeric and isinstance(cell, str)
                 else cell
                 for name, cell in zip(columns, row, strict=True)
@@ -81,7 +81,7 @@ def csv_rows(raw: bytes, stats: PreprocessingStats, request_model: type[BaseMode
             )
         rows.append(
             {
-                name: _text_number(cell, f"CSV line {line}, column {name}")
+                name: text_number(cell, f"CSV line {line}, column {name}")
                 if name in numeric
                 else cell
                 for name, cell in zip(header, cells, strict=True)
@@ -106,19 +106,6 @@ def csv_answer(decoded: Decoded, classes: list[Any] | None) -> str:
 
 def _numeric_features(stats: PreprocessingStats) -> set[str]:
     return {f.name for f in stats.features if isinstance(f, NumericFeature)}
-
-
-def _text_number(cell: str, where: str) -> float | None:
-    """A text cell of a numeric feature; missing (None) when the rule reads it as missing or
-    infinite, which the transform fills alike."""
-    try:
-        number = read_number(cell)
-    except NotANumber:
-        raise InvalidInput(
-            f"{where}: {shown(cell)!r} is not a number",
-            [{"loc": where, "message": "not a number"}],
-        ) from None
-    return number if math.isfinite(number) else None
 
 
 def _unique_columns(names: list[Any], where: str) -> None:

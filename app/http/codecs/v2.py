@@ -11,12 +11,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError
 
-from app.bundle import Decoded, NotANumber, NumericFeature, read_number
+from app.bundle import Decoded, NumericFeature
 from app.errors import BadRequest, shown
 from app.http.codecs.json_body import validated_rows
+from app.http.codecs.text_cells import text_number
 from app.model.state import ServedModel
 
 _NUMBER_TYPES = {"FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16",
@@ -145,20 +145,12 @@ def _vector(tensor: InputTensor, numeric: bool) -> list[Any]:
         raise BadRequest(f"input {name!r}: shape must be [N], not {shape}")
     data = _flat(tensor)
     if numeric and datatype == "BYTES":
-        return [_text_number(cell, name, row) for row, cell in enumerate(data)]
+        # Text cells: read by the cell rule; anything else is left for the row validation.
+        return [
+            text_number(cell, f"input {name!r}, row {row}") if isinstance(cell, str) else cell
+            for row, cell in enumerate(data)
+        ]
     return data
-
-
-def _text_number(cell: object, name: str, row: int) -> object:
-    """A BYTES cell of a numeric feature, read by the cell rule; missing or infinite -> None,
-    as the transform fills both. Anything but text is left for the row validation."""
-    if not isinstance(cell, str):
-        return cell
-    try:
-        number = read_number(cell)
-    except NotANumber:
-        raise BadRequest(f"input {name!r}, row {row}: {shown(cell)!r} is not a number") from None
-    return number if np.isfinite(number) else None
 
 
 def _flat(tensor: InputTensor) -> list[Any]:
