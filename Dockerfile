@@ -10,23 +10,26 @@ FROM ${PYTHON_IMAGE} AS build-base
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 WORKDIR /src
-COPY pyproject.toml README.md docker/requirements.py ./
 
-# Dependencies in their own layer, read from pyproject.toml: a code change reinstalls nothing.
+# Dependencies in their own layer, from the lock (requirements/, every package pinned and
+# hash-checked; scripts/lock.sh writes it from pyproject.toml): a code change reinstalls nothing.
+# The project then builds with the locked setuptools, without fetching a build backend.
 FROM build-base AS build-serve
-RUN python requirements.py pyproject.toml > requirements.txt \
- && /opt/venv/bin/pip install -r requirements.txt
+COPY requirements/serve.txt requirements.txt
+RUN /opt/venv/bin/pip install --require-hashes -r requirements.txt
+COPY pyproject.toml README.md ./
 COPY app ./app
 COPY training ./training
-RUN /opt/venv/bin/pip install --no-deps . \
+RUN /opt/venv/bin/pip install --no-deps --no-build-isolation . \
  && /opt/venv/bin/python -c "import app.main, sys; assert 'tensorflow' not in sys.modules"
 
 FROM build-base AS build-full
-RUN python requirements.py pyproject.toml train > requirements.txt \
- && /opt/venv/bin/pip install -r requirements.txt
+COPY requirements/train.txt requirements.txt
+RUN /opt/venv/bin/pip install --require-hashes -r requirements.txt
+COPY pyproject.toml README.md ./
 COPY app ./app
 COPY training ./training
-RUN /opt/venv/bin/pip install --no-deps . \
+RUN /opt/venv/bin/pip install --no-deps --no-build-isolation . \
  && /opt/venv/bin/python -c "import app.main, training.cli"
 
 FROM ${PYTHON_IMAGE} AS runtime-base
