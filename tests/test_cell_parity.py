@@ -14,12 +14,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.bundle import NotANumber, NumericFeature, read_number, read_numbers, read_stats
+from app.bundle import (
+    NotANumber,
+    NumericFeature,
+    category_key,
+    read_number,
+    read_numbers,
+    read_stats,
+)
 from app.score import main as score_main
 from tests.helpers.data import SEED
 from tests.helpers.offline import offline_predictions
 from tests.helpers.service import serve
-from training.data import as_numbers, load_dataset
+from training.data import as_numbers, as_text, load_dataset
 from training.sources import read_chunks
 
 MISSING = None  # the reading of a missing cell
@@ -121,9 +128,15 @@ def test_one_cell_that_is_not_a_number_makes_training_read_the_column_as_text(
     assert load_dataset(path, target="y").summary.columns["x"].kind == "categorical"
 
 
-def test_streamed_training_reads_the_table(tmp_path: Path) -> None:
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_streamed_training_reads_the_table(tmp_path: Path, suffix: str) -> None:
     cells = [cell for cell, _ in SPELLINGS]
-    path = write_csv(tmp_path / "shard.csv", {"x": cells, "y": list(range(len(cells)))})
+    columns: dict[str, list[Any]] = {"x": cells, "y": list(range(len(cells)))}
+    path = tmp_path / f"shard.{suffix}"
+    if suffix == "csv":
+        write_csv(path, columns)
+    else:
+        pd.DataFrame(columns).to_parquet(path)
     chunks = list(read_chunks([path], seed=SEED, chunk_rows=7))
     column = pd.concat([c.frame["x"] for c in chunks], ignore_index=True)
     assert len(column) == len(SPELLINGS)
@@ -238,3 +251,13 @@ def test_missing_and_infinite_cells_are_filled_with_the_training_mean(model_root
         at_mean = client.post("/predict", json={"instances": [{**ROW, "bmi": bmi.fill_value}]})
     expected = at_mean.json()["predictions"] * len(filled)
     np.testing.assert_allclose(by_csv.json()["predictions"], expected, rtol=1e-6)
+
+
+def test_a_category_is_missing_in_the_same_spellings_in_training_and_serving() -> None:
+    """Categorical cells use the same missing words: serving's `category_key` and training's
+    column-wise `as_text` agree on every spelling of the table."""
+    cells = [cell for cell, _ in SPELLINGS]
+    missing = [reading is MISSING for _, reading in SPELLINGS]
+    assert [category_key(cell) is None for cell in cells] == missing
+    assert list(as_text(pd.Series(cells, dtype=object)).isna()) == missing
+    assert list(as_text(pd.Series(cells, dtype="string")).isna()) == missing
