@@ -48,9 +48,9 @@ curl -fsS "http://127.0.0.1:$port/" | grep -o '<span id="model-name">[^<]*</span
 curl -fsS -o /dev/null -w 'docs asset: %{http_code} %{size_download} bytes\n' \
   "http://127.0.0.1:$port/docs-assets/swagger-ui-bundle.js"
 docker compose -p "$project" exec -T api sh -c 'touch /app/probe 2>&1 || true'  # read-only root
-# A new version published into ./models is picked up by the running api (MODEL_POLL_SECONDS).
+# A new version published into ./models is picked up by the running api (MODEL_POLL_SECONDS):
+# version 1 copied as it is to 2, served as 2 (the directory names the version).
 cp -a models/default/1 models/default/.partial-2
-sed -i 's/"version": *1/"version": 2/' models/default/.partial-2/metadata.json
 mv models/default/.partial-2 models/default/2
 for _ in $(seq 1 30); do
   curl -fsS "http://127.0.0.1:$port/readyz" | grep -q '"model_version":2' && break
@@ -58,6 +58,7 @@ for _ in $(seq 1 30); do
 done
 curl -fsS "http://127.0.0.1:$port/readyz"
 echo
+curl -fsS "http://127.0.0.1:$port/model" | grep -o '"version":2,.*"trained_as":{[^}]*}' | sed 's/"version":2,.*"trained_as"/version 2, trained_as/'
 # SIGTERM drains and exits 0.
 container=$(docker compose -p "$project" ps -q api)
 docker compose -p "$project" stop -t 30 api
