@@ -106,9 +106,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--model-dir", type=Path, default=config.model_dir)
     p.add_argument("--model-name", default=config.model_name)
-    p.add_argument("--epochs", type=_at_least(1), default=hyper.epochs, help="most epochs")
-    p.add_argument("--batch-size", type=_at_least(1), default=hyper.batch_size)
-    p.add_argument("--learning-rate", type=_positive_float, default=hyper.learning_rate)
+    rule = "default: set from the number of training rows (docs/training.md)"
+    p.add_argument("--epochs", type=_at_least(1), help=f"most epochs ({rule})")
+    p.add_argument("--batch-size", type=_at_least(1), help=f"global batch size ({rule})")
+    p.add_argument("--learning-rate", type=_positive_float, help=f"Adam's ({rule})")
+    p.add_argument(
+        "--patience",
+        type=_at_least(1),
+        help=f"epochs without a better validation loss before stopping ({rule})",
+    )
     p.add_argument(
         "--l2",
         type=float,
@@ -156,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             epochs=args.epochs,
             batch_size=args.batch_size,
             learning_rate=args.learning_rate,
+            patience=args.patience,
             l2=args.l2,
             seed=args.seed,
             balance_classes=args.balance_classes,

@@ -6,22 +6,61 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from training import defaults
 from training.sources import CHUNK_ROWS, is_sharded
 
 
 @dataclass(frozen=True)
 class Hyperparameters:
-    epochs: int = 200
-    batch_size: int = 32
-    learning_rate: float = 1e-3
+    """What a run is asked for. None leaves a value to the rule in `training.defaults`, which
+    sets it from the number of training rows (`for_rows`)."""
+
+    epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
     l2: float = 1e-3
     """L2 penalty on the hidden layers' weights; small data sets overfit a 128-64 MLP without it."""
-    patience: int = 20
+    patience: int | None = None
     """Epochs without a better validation loss before training stops (best weights kept)."""
     seed: int = 42
     """Seeds the split and the weights: the same data, seed and flags give the same model."""
     balance_classes: bool = False
     """Classification: weigh each class's rows so that every class counts the same."""
+
+    def for_rows(self, rows: int) -> Plan:
+        """The hyperparameters to train `rows` rows with: these, the unset ones by the rule."""
+        batch = self.batch_size or defaults.batch_size_for(rows)
+        epochs = self.epochs or defaults.epochs_for(rows)
+        given: dict[str, float | None] = {"epochs": self.epochs, "batch_size": self.batch_size}
+        given |= {"learning_rate": self.learning_rate, "patience": self.patience}
+        return Plan(
+            epochs=epochs,
+            batch_size=batch,
+            learning_rate=self.learning_rate or defaults.learning_rate_for(batch),
+            l2=self.l2,
+            patience=self.patience or defaults.patience_for(defaults.epochs_for(rows)),
+            seed=self.seed,
+            balance_classes=self.balance_classes,
+            steps_per_execution=defaults.steps_per_execution_for(rows, batch),
+            by_rule=tuple(name for name, value in given.items() if value is None),
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The hyperparameters a run trains with: the given ones, and the rule's for the rest."""
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    l2: float
+    patience: int
+    seed: int
+    balance_classes: bool
+    steps_per_execution: int = 1
+    """Training steps per compiled call: large data are bound by the fixed cost of a step."""
+    by_rule: tuple[str, ...] = ()
+    """Which of the hyperparameters the rule chose, for the log and the metadata."""
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import pandas as pd
 from sklearn.model_selection import KFold, StratifiedKFold
 
 from app.bundle import Evaluation, Spread, category_key
-from training.config import TrainConfig
+from training.config import Plan, TrainConfig
 from training.data import VALIDATION_FRACTION, Dataset, split_rows
 from training.evaluate import evaluate
 from training.preprocess import fit_stats, model_inputs
@@ -18,13 +18,13 @@ logger = logging.getLogger(__name__)
 
 
 def cross_validate(
-    dataset: Dataset, rows: pd.DataFrame, config: TrainConfig
+    dataset: Dataset, rows: pd.DataFrame, config: TrainConfig, params: Plan
 ) -> tuple[dict[str, Spread], int]:
     """Score `config.cv_folds` folds of `rows`; return each metric's mean and standard deviation
     and the median epoch early stopping kept, for training the final model on all rows."""
     from training import model as network
 
-    k, params = config.cv_folds, config.params
+    k = config.cv_folds
     labels = rows[dataset.target].map(category_key)
     stratified = dataset.task == "classification" and labels.value_counts().min() >= k
     splitter = (StratifiedKFold if stratified else KFold)(k, shuffle=True, random_state=params.seed)

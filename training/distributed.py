@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 
 from app.bundle import ClassificationTarget, Target
-from training.config import Hyperparameters
+from training.config import Plan
 from training.errors import TrainingError
 from training.model import TrainResult, build_model, loss_name, seed_everything
 
@@ -92,7 +92,7 @@ class TrainingRows:
     shuffle_buffer: int = 10_000
 
 
-def fit(strategy: Any, rows: TrainingRows, target: Target, params: Hyperparameters) -> TrainResult:
+def fit(strategy: Any, rows: TrainingRows, target: Target, params: Plan) -> TrainResult:
     """Fit the reference network under `strategy`; stop early on the validation loss (best
     weights kept) when there are validation rows, else run exactly `params.epochs` epochs."""
     seed_everything(params.seed)
@@ -112,11 +112,13 @@ def fit(strategy: Any, rows: TrainingRows, target: Target, params: Hyperparamete
         )
     )
     history: dict[str, list[float]] = {"loss": []}
+    speeds: list[float] = []
     best, best_loss, best_epoch, waited = None, math.inf, 0, 0
     for epoch in range(1, params.epochs + 1):
         started = time.perf_counter()
         history["loss"].append(sum(step.train(next(batches)) for _ in range(steps)) / steps)
-        speed = steps * global_batch / (time.perf_counter() - started)
+        speed = rows.count / (time.perf_counter() - started)
+        speeds.append(speed)
         scores = f"loss {history['loss'][-1]:.4f}"
         if rows.validation is not None:
             loss = step.validation_loss(rows.validation())
@@ -148,7 +150,7 @@ def fit(strategy: Any, rows: TrainingRows, target: Target, params: Hyperparamete
     )
     final = build_model(rows.input_width, target, params)
     final.set_weights(best)
-    return TrainResult(model=final, history=history, best_epoch=best_epoch)
+    return TrainResult(model=final, history=history, best_epoch=best_epoch, rows_per_second=speeds)
 
 
 class _Steps:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from app.bundle import ClassificationTarget, Target
-from training.config import Hyperparameters
+from training.config import Plan
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 
@@ -30,6 +31,8 @@ class TrainResult:
     history: dict[str, list[float]] = field(default_factory=dict)
     best_epoch: int = 0
     """1-based epoch whose weights were kept."""
+    rows_per_second: list[float] = field(default_factory=list)
+    """Per epoch: training rows over the seconds spent fitting them (validation excluded)."""
 
 
 def seed_everything(seed: int) -> None:
@@ -38,7 +41,7 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def build_model(input_width: int, target: Target, params: Hyperparameters) -> Any:
+def build_model(input_width: int, target: Target, params: Plan) -> Any:
     """The reference MLP, Dense(128, relu) -> Dense(64, relu) -> head, with Adam and an L2
     penalty on the hidden layers.
 
@@ -60,6 +63,7 @@ def build_model(input_width: int, target: Target, params: Hyperparameters) -> An
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=params.learning_rate),
         loss=loss_name(target),
+        steps_per_execution=params.steps_per_execution,
     )
     return model
 
@@ -72,29 +76,49 @@ def loss_name(target: Target) -> str:
 
 
 class _EpochLog(keras.callbacks.Callback):  # type: ignore[misc]
-    """One log line per epoch: long runs show progress without Keras's progress bar."""
+    """One log line per epoch, with its training speed: long runs show progress without
+    Keras's progress bar, and the run records what an epoch costs."""
 
-    def __init__(self, epochs: int) -> None:
+    def __init__(self, epochs: int, rows: int) -> None:
         super().__init__()
-        self.epochs = epochs
+        self.epochs, self.rows = epochs, rows
+        self.rows_per_second: list[float] = []
+        self._started = self._fitted = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        self._started = self._fitted = time.perf_counter()
+
+    def on_test_begin(self, logs: dict[str, float] | None = None) -> None:
+        self._fitted = time.perf_counter()  # the epoch's validation pass starts
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        fitted = (self._fitted if self._fitted > self._started else time.perf_counter()) - (
+            self._started
+        )
+        self.rows_per_second.append(self.rows / max(fitted, 1e-9))
         scores = ", ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items())
-        logger.info("epoch %d/%d: %s", epoch + 1, self.epochs, scores)
+        logger.info(
+            "epoch %d/%d (%.0f training rows/s): %s",
+            epoch + 1,
+            self.epochs,
+            self.rows_per_second[-1],
+            scores,
+        )
 
 
 def train(
     x_train: np.ndarray,
     y_train: np.ndarray,
     target: Target,
-    params: Hyperparameters,
+    params: Plan,
     validation: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> TrainResult:
     """Fit on encoded arrays. With `validation`, stop when its loss stops improving and keep the
     best weights; without, run exactly `params.epochs` epochs."""
     seed_everything(params.seed)
     model = build_model(x_train.shape[1], target, params)
-    callbacks: list[Any] = [_EpochLog(params.epochs)]
+    epoch_log = _EpochLog(params.epochs, len(x_train))
+    callbacks: list[Any] = [epoch_log]
     if validation is not None:
         callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -116,7 +140,12 @@ def train(
     watched = curves.get("val_loss", curves["loss"])
     best_epoch = int(np.argmin(watched)) + 1 if validation is not None else len(watched)
     logger.info("trained %d epochs; kept epoch %d", len(watched), best_epoch)
-    return TrainResult(model=model, history=curves, best_epoch=best_epoch)
+    return TrainResult(
+        model=model,
+        history=curves,
+        best_epoch=best_epoch,
+        rows_per_second=epoch_log.rows_per_second,
+    )
 
 
 def class_weights(y: np.ndarray, target: Target) -> dict[int, float] | None:

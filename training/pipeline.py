@@ -27,7 +27,8 @@ from app.bundle import (
     publish_version,
     write_json,
 )
-from training.config import Hyperparameters, TrainConfig
+from training.config import Plan, TrainConfig
+from training.cost import RunCost
 from training.data import BUILTIN_SOURCES, DEFAULT_SOURCE, Task, load_dataset, split_dataset
 from training.errors import TrainingError
 from training.evaluate import (
@@ -71,7 +72,7 @@ class _Fitted:
     reference: dict[str, Evaluation]
     check_rows: tuple[np.ndarray, np.ndarray]
     """Test rows (inputs, targets) the LiteRT conversions are compared and scored on."""
-    params: Hyperparameters
+    params: Plan
     cv_scores: dict[str, Spread] | None = None
 
 
@@ -85,19 +86,39 @@ def run(config: TrainConfig) -> Path | None:
         )
     if config.stream and str(config.data or DEFAULT_SOURCE) in BUILTIN_SOURCES:
         raise TrainingError("--stream reads files; the built-in data sets are small, drop it")
-    fitted = _fit_streamed(config) if config.streamed else _fit_in_memory(config)
+    cost = RunCost()
+    fitted = _fit_streamed(config, cost) if config.streamed else _fit_in_memory(config, cost)
     from training.distributed import is_chief
 
     if not is_chief():
         logger.info("not the chief of the cluster: the chief writes the bundle")
         return None
-    return _publish(config, fitted)
+    return _publish(config, fitted, cost)
 
 
-def _fit_in_memory(config: TrainConfig) -> _Fitted:
-    dataset = load_dataset(config.data, config.target, config.task, config.categorical, config.drop)
-    params = config.params
-    split = split_dataset(dataset, params.seed)
+def _plan(config: TrainConfig, train_rows: int) -> Plan:
+    """The hyperparameters for this many training rows, logged with what the rule chose."""
+    plan = config.params.for_rows(train_rows)
+    logger.info(
+        "%d training rows: batch %d, learning rate %.3g, at most %d epochs, patience %d, "
+        "%d step(s) per call; set by the rule: %s",
+        train_rows,
+        plan.batch_size,
+        plan.learning_rate,
+        plan.epochs,
+        plan.patience,
+        plan.steps_per_execution,
+        ", ".join(plan.by_rule) or "none (all given)",
+    )
+    return plan
+
+
+def _fit_in_memory(config: TrainConfig, cost: RunCost) -> _Fitted:
+    with cost.phase("read"):
+        dataset = load_dataset(
+            config.data, config.target, config.task, config.categorical, config.drop
+        )
+        split = split_dataset(dataset, config.params.seed)
     logger.info(
         "%s from %s: %d features (%d categorical); %d train, %d validation, %d test rows",
         dataset.task,
@@ -121,36 +142,27 @@ def _fit_in_memory(config: TrainConfig) -> _Fitted:
     from training.cross_validation import cross_validate
 
     strategy = distributed.make_strategy(config.distribute)
+    params = _plan(config, len(split.train))
     cv_scores = None
     if config.cv_folds:
         # Every non-test row trains the final model, for as many epochs as the folds kept.
-        cv_scores, epochs = cross_validate(dataset, non_test, config)
+        with cost.phase("cross_validation"):
+            cv_scores, epochs = cross_validate(dataset, non_test, config, params)
         train_rows, validation_rows, params = non_test, None, replace(params, epochs=epochs)
     else:
         train_rows, validation_rows = split.train, split.validation
-    stats = fit_stats(dataset, train_rows, config.min_category_count)
-    train_xy = model_inputs(stats, train_rows)
-    validation = None if validation_rows is None else model_inputs(stats, validation_rows)
-    if config.distribute == "none":
-        result = network.train(*train_xy, stats.target, params, validation=validation)
-    else:
-        weights = (
-            network.class_weights(train_xy[1], stats.target) if params.balance_classes else None
+    with cost.phase("statistics"):
+        stats = fit_stats(dataset, train_rows, config.min_category_count)
+        train_xy = model_inputs(stats, train_rows)
+        validation = None if validation_rows is None else model_inputs(stats, validation_rows)
+        test_xy = model_inputs(stats, split.test)
+    with cost.phase("fit"):
+        result = _fit_arrays(
+            config, strategy, stats, params, train_xy=train_xy, validation=validation
         )
-        result = distributed.fit(
-            strategy,
-            distributed.TrainingRows(
-                chunks=distributed.array_chunks(*train_xy),
-                count=len(train_xy[1]),
-                input_width=stats.input_width,
-                validation=None if validation is None else lambda: iter([validation]),
-                class_weights=weights,
-                shuffle_buffer=config.shuffle_buffer,
-            ),
-            stats.target,
-            params,
-        )
-    test_xy = model_inputs(stats, split.test)
+    with cost.phase("evaluation"):
+        test_outputs = network.network_outputs(result.model, test_xy[0])
+        reference = baselines(stats, train_xy, test_xy, params.seed)
     return _Fitted(
         task=dataset.task,
         features=dataset.features,
@@ -164,32 +176,65 @@ def _fit_in_memory(config: TrainConfig) -> _Fitted:
             test=len(split.test),
         ),
         test_y=test_xy[1],
-        test_outputs=network.network_outputs(result.model, test_xy[0]),
-        reference=baselines(stats, train_xy, test_xy, params.seed),
+        test_outputs=test_outputs,
+        reference=reference,
         check_rows=test_xy,
         params=params,
         cv_scores=cv_scores,
     )
 
 
-def _fit_streamed(config: TrainConfig) -> _Fitted:
+def _fit_arrays(
+    config: TrainConfig,
+    strategy: object,
+    stats: PreprocessingStats,
+    params: Plan,
+    *,
+    train_xy: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray] | None,
+) -> TrainResult:
+    """The network fitted on encoded arrays: `model.fit` on one process, else the loop."""
+    from training import distributed
+    from training import model as network
+
+    if config.distribute == "none":
+        return network.train(*train_xy, stats.target, params, validation=validation)
+    weights = network.class_weights(train_xy[1], stats.target) if params.balance_classes else None
+    return distributed.fit(
+        strategy,
+        distributed.TrainingRows(
+            chunks=distributed.array_chunks(*train_xy),
+            count=len(train_xy[1]),
+            input_width=stats.input_width,
+            validation=None if validation is None else lambda: iter([validation]),
+            class_weights=weights,
+            shuffle_buffer=config.shuffle_buffer,
+        ),
+        stats.target,
+        params,
+    )
+
+
+def _fit_streamed(config: TrainConfig, cost: RunCost) -> _Fitted:
     """The same recipe on data read in chunks: two passes for the schema and statistics, the
     training loop over `tf.data`, one more pass to score the test rows."""
-    params = config.params
+    seed = config.params.seed
     source = str(config.data)
     started = time.perf_counter()
-    schema = scan_schema(
-        source,
-        config.target,
-        task=config.task,
-        categorical=config.categorical,
-        drop=config.drop,
-        seed=params.seed,
-        chunk_rows=config.chunk_rows,
-    )
+    with cost.phase("read"):
+        schema = scan_schema(
+            source,
+            config.target,
+            task=config.task,
+            categorical=config.categorical,
+            drop=config.drop,
+            seed=seed,
+            chunk_rows=config.chunk_rows,
+        )
     rows_read = schema.summary.rows_read
     started = _log_pass("first pass (columns, task, classes)", rows_read, started)
-    fitted = fit_stream_stats(schema, config.min_category_count, params.seed, config.chunk_rows)
+    with cost.phase("statistics"):
+        fitted = fit_stream_stats(schema, config.min_category_count, seed, config.chunk_rows)
     started = _log_pass("second pass (statistics)", rows_read, started)
     stats, counts = fitted.stats, fitted.rows
     logger.info(
@@ -208,44 +253,47 @@ def _fit_streamed(config: TrainConfig) -> _Fitted:
     from training import model as network
 
     strategy = distributed.make_strategy(config.distribute)
+    params = _plan(config, counts[TRAIN])
     rows = ShardRows(schema, stats, params.seed, config.chunk_rows)
     weights = None
     if params.balance_classes and fitted.class_counts is not None:
         weights = network.balanced_weights(fitted.class_counts)
-    result = distributed.fit(
-        strategy,
-        distributed.TrainingRows(
-            chunks=lambda pipeline, pipelines: rows.encoded(
-                TRAIN, pipeline, pipelines, threads=False
+    with cost.phase("fit"):
+        result = distributed.fit(
+            strategy,
+            distributed.TrainingRows(
+                chunks=lambda pipeline, pipelines: rows.encoded(
+                    TRAIN, pipeline, pipelines, threads=False
+                ),
+                count=counts[TRAIN],
+                input_width=stats.input_width,
+                validation=lambda: rows.encoded(VALIDATION),
+                class_weights=weights,
+                shuffle_buffer=config.shuffle_buffer,
             ),
-            count=counts[TRAIN],
-            input_width=stats.input_width,
-            validation=lambda: rows.encoded(VALIDATION),
-            class_weights=weights,
-            shuffle_buffer=config.shuffle_buffer,
-        ),
-        stats.target,
-        params,
-    )
-    started = time.perf_counter()
-    sample = fitted.baseline_sample
-    models = fit_baselines(stats, *model_inputs(stats, sample), params.seed)
-    test_y: list[np.ndarray] = []
-    outputs: list[np.ndarray] = []
-    reference: dict[str, list[np.ndarray]] = {name: [] for name in models}
-    check: tuple[np.ndarray, np.ndarray] | None = None
-    # Scores from a million test rows are as exact as anyone reads them, and what scoring
-    # holds (a few numbers per row) then stays bounded however large the data.
-    fraction = min(1.0, EVALUATION_ROWS / counts[TEST])
-    for x, y in rows.encoded(TEST, fraction=fraction):
-        test_y.append(y)
-        outputs.append(network.network_outputs(result.model, x))
-        for name, out in baseline_outputs(stats, models, x).items():
-            reference[name].append(out)
-        if check is None:
-            check = x[:LITERT_CHECK_ROWS], y[:LITERT_CHECK_ROWS]
-    y_all = np.concatenate(test_y)
-    _log_pass("test pass (network and baselines)", rows_read, started)
+            stats.target,
+            params,
+        )
+    with cost.phase("evaluation"):
+        started = time.perf_counter()
+        sample = fitted.baseline_sample
+        models = fit_baselines(stats, *model_inputs(stats, sample), params.seed)
+        test_y: list[np.ndarray] = []
+        outputs: list[np.ndarray] = []
+        reference: dict[str, list[np.ndarray]] = {name: [] for name in models}
+        check: tuple[np.ndarray, np.ndarray] | None = None
+        # Scores from a million test rows are as exact as anyone reads them, and what scoring
+        # holds (a few numbers per row) then stays bounded however large the data.
+        fraction = min(1.0, EVALUATION_ROWS / counts[TEST])
+        for x, y in rows.encoded(TEST, fraction=fraction):
+            test_y.append(y)
+            outputs.append(network.network_outputs(result.model, x))
+            for name, out in baseline_outputs(stats, models, x).items():
+                reference[name].append(out)
+            if check is None:
+                check = x[:LITERT_CHECK_ROWS], y[:LITERT_CHECK_ROWS]
+        y_all = np.concatenate(test_y)
+        _log_pass("test pass (network and baselines)", rows_read, started)
     return _Fitted(
         task=schema.task,
         features=schema.features,
@@ -273,7 +321,7 @@ def _log_pass(what: str, rows: int, started: float) -> float:
     return now
 
 
-def _publish(config: TrainConfig, fitted: _Fitted) -> Path:
+def _publish(config: TrainConfig, fitted: _Fitted, cost: RunCost) -> Path:
     from training import model as network
     from training.litert import export_flatbuffers
 
@@ -283,11 +331,12 @@ def _publish(config: TrainConfig, fitted: _Fitted) -> Path:
     beats = test.metrics[primary] > fitted.reference["linear"].metrics[primary]
     model_dir = config.model_dir / config.model_name
     with publish_version(model_dir) as (scratch, version):
-        network.export_saved_model(result.model, scratch / SAVED_MODEL_DIR)
-        litert, litert_quantized = export_flatbuffers(
-            scratch, stats, *fitted.check_rows, config.quantize
-        )
-        write_json(scratch / STATS_FILE, stats)
+        with cost.phase("export"):
+            network.export_saved_model(result.model, scratch / SAVED_MODEL_DIR)
+            litert, litert_quantized = export_flatbuffers(
+                scratch, stats, *fitted.check_rows, config.quantize
+            )
+            write_json(scratch / STATS_FILE, stats)
         versions = network.versions()
         metadata = Metadata(
             name=config.model_name,
@@ -310,6 +359,7 @@ def _publish(config: TrainConfig, fitted: _Fitted) -> Path:
             data=fitted.summary,
             training={
                 **asdict(params),
+                "by_rule": ", ".join(params.by_rule),
                 "epochs_run": len(result.history["loss"]),
                 "best_epoch": result.best_epoch,
                 "cv_folds": config.cv_folds,
@@ -323,12 +373,27 @@ def _publish(config: TrainConfig, fitted: _Fitted) -> Path:
             tensorflow_version=versions["tensorflow"],
             keras_version=versions["keras"],
         )
-        write_json(scratch / METADATA_FILE, metadata)
         target = stats.target
         actual_vs_predicted = (
             None
             if isinstance(target, ClassificationTarget)
             else (target.to_units(fitted.test_y), target.to_units(fitted.test_outputs))
         )
-        write_report(scratch / REPORT_DIR, metadata, result.history, actual_vs_predicted)
+        with cost.phase("report"):
+            write_report(scratch / REPORT_DIR, metadata, result.history, actual_vs_predicted)
+        # Last, so that the record covers the whole run, report included.
+        figures = cost.record(result.rows_per_second)
+        metadata = metadata.model_copy(update={"training": {**metadata.training, **figures}})
+        write_json(scratch / METADATA_FILE, metadata)
+    logger.info(
+        "cost: %.1f s wall, %.1f CPU-s, peak RSS %.0f MB; %s",
+        figures["wall_seconds"],
+        figures["cpu_seconds"],
+        figures["peak_rss_mb"],
+        ", ".join(
+            f"{k.removeprefix('seconds_')} {v:.1f} s"
+            for k, v in figures.items()
+            if k.startswith("seconds_")
+        ),
+    )
     return model_dir / str(version)

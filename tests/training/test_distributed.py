@@ -87,7 +87,7 @@ def test_the_loop_gives_the_same_weights_under_any_one_host_strategy() -> None:
         validation=lambda: iter([(x[500:], y[500:])]),
     )
     target = RegressionTarget(name="y", mean=0.0, std=1.0)
-    params = Hyperparameters(epochs=4, batch_size=50, seed=3)
+    params = Hyperparameters(epochs=4, batch_size=50, seed=3).for_rows(500)
     plain = distributed.fit(tf.distribute.get_strategy(), rows, target, params)
     mirrored = distributed.fit(distributed.make_strategy("mirrored"), rows, target, params)
     assert plain.history["val_loss"][-1] < plain.history["val_loss"][0]
