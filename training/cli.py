@@ -36,6 +36,9 @@ def _positive_float(text: str) -> float:
 
 
 def _names(text: str) -> list[str]:
+    # An empty name (`--drop ""`) stands for the columns written without a header.
+    if not text.strip():
+        return [""]
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
@@ -87,7 +90,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="extend",
         default=[],
         metavar="COL[,COL]",
-        help="ignore these columns, such as identifiers (repeatable)",
+        help='ignore these columns, such as identifiers (repeatable; "" names the columns '
+        "with no header)",
     )
     p.add_argument(
         "--min-category-count",

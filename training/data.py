@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,13 +70,18 @@ def load_dataset(
     else:
         frame, digest = _read_file(Path(source)), _file_sha256(Path(source))
     frame.columns = [str(c).strip() for c in frame.columns]
-    check_columns_exist(list(frame.columns), source, [target], "target column")
-    check_columns_exist(list(frame.columns), source, categorical, "--categorical column")
-    check_columns_exist(list(frame.columns), source, drop, "--drop column")
+    names = list(frame.columns)
+    categorical, drop = with_blank_headers(categorical, names), with_blank_headers(drop, names)
+    check_columns_exist(names, source, [target], "target column")
+    check_columns_exist(names, source, categorical, "--categorical column")
+    check_columns_exist(names, source, drop, "--drop column")
 
+    dropped = {c: "dropped by --drop" for c in drop if c != target}
+    for name in names:
+        if name not in dropped and name != target and is_row_index(name, frame[name]):
+            dropped[name] = ROW_INDEX
     y, task, dropped_rows = _clean_target(frame[target], target, task)
     frame = frame.loc[y.index]
-    dropped = {c: "dropped by --drop" for c in drop if c != target}
     kinds: dict[str, Literal["numeric", "categorical"]] = {}
     columns: dict[str, pd.Series] = {}
     for name in frame.columns:
@@ -90,6 +96,8 @@ def load_dataset(
         logger.warning(
             "dropped columns: %s", ", ".join(f"{c} ({dropped[c]})" for c in dropped_names)
         )
+    identifiers = [name for name, col in columns.items() if _identifier_like(col, kinds[name])]
+    warn_identifiers(identifiers)
     if not columns:
         raise TrainingError(f"{source} has no usable feature columns besides the target {target!r}")
     if len(y) < MIN_ROWS:
@@ -110,6 +118,7 @@ def load_dataset(
             for name, col in columns.items()
         },
         dropped_columns=dropped,
+        identifiers=identifiers,
     )
     features = list(columns)
     return Dataset(
@@ -120,6 +129,78 @@ def load_dataset(
         task=task,
         summary=summary,
     )
+
+
+ROW_INDEX = "row index: no header, whole numbers counting up by one"
+IDENTIFIER_ROWS = 20
+"""Fewer rows than this are all different by chance too often to call a column an identifier."""
+
+
+def is_blank_header(name: str) -> bool:
+    """A column written without a header: empty, or as pandas names such a column."""
+    return name == "" or re.fullmatch(r"Unnamed: \d+", name) is not None
+
+
+def with_blank_headers(names: Sequence[str], columns: Sequence[str]) -> tuple[str, ...]:
+    """`names`, with "" standing for every column that has no header (R's `write.csv` and
+    pandas' `to_csv` write the row numbers under an empty header)."""
+    blank = [c for c in columns if is_blank_header(c)]
+    out = [n for n in names if n != ""]
+    if "" in names:
+        out += blank or [""]  # none: "" stays, and is reported as not found
+    return tuple(dict.fromkeys(out))
+
+
+class RowIndexCheck:
+    """Whether a column holds whole numbers counting up by one, seen in order, chunk by chunk;
+    `restart` at the start of each shard, which numbers its rows afresh."""
+
+    def __init__(self) -> None:
+        self.counting, self.rows = True, 0
+        self._next: float | None = None
+
+    def add(self, column: pd.Series, restart: bool = False) -> None:
+        if not self.counting or column.empty:
+            return
+        numbers = as_numbers(column)
+        values = None if numbers is None else numbers.to_numpy()
+        if values is None or not np.isfinite(values).all() or values[0] != np.round(values[0]):
+            self.counting = False
+            return
+        expected = values[0] if restart or self._next is None else self._next
+        self.counting = values[0] == expected and bool((np.diff(values) == 1).all())
+        self._next, self.rows = values[-1] + 1, self.rows + len(values)
+
+    @property
+    def is_row_index(self) -> bool:
+        return self.counting and self.rows >= 2
+
+
+def is_row_index(name: str, column: pd.Series) -> bool:
+    """A column with no header whose cells count the rows: written by `write.csv` or
+    `to_csv` with the index, and never a feature (on sorted data it leaks the target)."""
+    if not is_blank_header(name):
+        return False
+    check = RowIndexCheck()
+    check.add(column)
+    return check.is_row_index
+
+
+def warn_identifiers(names: Sequence[str]) -> None:
+    if names:
+        logger.warning(
+            "every value differs in %s, as in an identifier: kept as features; --drop them "
+            "unless they mean something",
+            ", ".join(names),
+        )
+
+
+def _identifier_like(column: pd.Series, kind: str) -> bool:
+    if len(column) < IDENTIFIER_ROWS or column.isna().any():
+        return False
+    if kind == "numeric" and not is_integral(column):
+        return False
+    return bool(column.nunique() == len(column))
 
 
 def feature_columns(frame: pd.DataFrame, features: Sequence[str]) -> dict[str, np.ndarray]:

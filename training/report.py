@@ -67,6 +67,17 @@ def _metric_rows(metadata: Metadata) -> list[list[str]]:
     ]
 
 
+def _identifiers_note(names: Sequence[str]) -> str:
+    if not names:
+        return ""
+    listed = ", ".join(html.escape(n) for n in names)
+    return (
+        f'<p class="bad">Every value differs in {listed}, as in an identifier. Such a feature '
+        "lets the network memorise rows rather than learn; drop it with --drop unless it "
+        "means something.</p>"
+    )
+
+
 def write_report(
     directory: Path,
     metadata: Metadata,
@@ -197,6 +208,7 @@ TensorFlow {e(metadata.tensorflow_version)}, Keras {e(metadata.keras_version)}</
 {metadata.rows.validation} validation, {metadata.rows.test} test rows.</p>
 {_table(["feature", "kind", "missing", "distinct"], None, columns)}
 {"<h3>Dropped columns</h3>" + _table(["column", "reason"], None, dropped) if dropped else ""}
+{_identifiers_note(data.identifiers)}
 <h2>Training</h2>
 {_table(["parameter", "value"], [[k, str(v)] for k, v in metadata.training.items()])}
 </body></html>

@@ -31,18 +31,24 @@ from app.bundle import (
     category_key,
 )
 from training.data import (
+    IDENTIFIER_ROWS,
     MIN_ROWS,
+    ROW_INDEX,
     TEST_FRACTION,
     VALIDATION_FRACTION,
+    RowIndexCheck,
     Task,
     as_numbers,
     as_text,
     check_columns_exist,
     first_non_number,
+    is_blank_header,
     is_integral,
     labels_of,
     looks_like_classes,
     useless_reason,
+    warn_identifiers,
+    with_blank_headers,
 )
 from training.errors import TrainingError
 from training.sources import (
@@ -104,6 +110,8 @@ class _ColumnTally:
     """Finite ones; `infinities` holds the others, which count as distinct but not present."""
     infinities: set[float] = field(default_factory=set)
     number_first: float | None = None
+    number_integral: bool = True
+    text_rows: int = 0
 
     def add(self, column: pd.Series) -> None:
         if self.numeric:
@@ -111,6 +119,7 @@ class _ColumnTally:
             if numbers is not None:
                 self.number_rows += len(numbers)
                 finite = numbers[np.isfinite(numbers)]
+                self.number_integral = self.number_integral and is_integral(finite)
                 self.number_missing += len(numbers) - len(finite)
                 if self.number_first is None and len(finite):
                     self.number_first = float(finite.iloc[0])
@@ -124,10 +133,19 @@ class _ColumnTally:
             return
         text = as_text(column)
         present_text = text.dropna()
+        self.text_rows += len(text)
         self.text_missing += len(text) - len(present_text)
         if self.text_first is None and len(present_text):
             self.text_first = str(present_text.iloc[0])
         _add_capped(self.text_values, present_text.unique())
+
+    def identifier_like(self, summary: ColumnSummary) -> bool:
+        """Every value different and none missing, in text or whole numbers. Beyond the
+        distinct-count cap it cannot be told, and is not claimed."""
+        rows = self.number_rows if self.numeric else self.text_rows
+        if summary.distinct_capped or summary.missing or rows < IDENTIFIER_ROWS:
+            return False
+        return (self.number_integral or not self.numeric) and summary.distinct == rows
 
     def summary(self) -> tuple[ColumnSummary, str | None]:
         """The column's summary, and why it is useless if it is."""
@@ -192,6 +210,34 @@ class _TargetTally:
         _add_capped(self.text_labels, labels.dropna().unique(), MAX_CLASSES + 1)
         present_labels: np.ndarray = labels.notna().to_numpy()
         return present_labels
+
+
+def _decide_columns(
+    tallies: dict[str, _ColumnTally],
+    indexes: dict[str, RowIndexCheck],
+    drop: Sequence[str],
+    target: str,
+) -> tuple[dict[str, ColumnSummary], dict[str, str], list[str]]:
+    """(summaries of the features kept, why each other column was dropped, the identifier-like
+    features), logging the columns dropped without being asked."""
+    dropped = {c: "dropped by --drop" for c in drop if c != target}
+    summaries: dict[str, ColumnSummary] = {}
+    identifiers: list[str] = []
+    for name, tally in tallies.items():
+        summary, reason = tally.summary()
+        if name in indexes and indexes[name].is_row_index:
+            reason = ROW_INDEX
+        if reason:
+            dropped[name] = reason
+        else:
+            summaries[name] = summary
+            if tally.identifier_like(summary):
+                identifiers.append(name)
+    if dropped_names := [c for c in dropped if c not in drop]:
+        logger.warning(
+            "dropped columns: %s", ", ".join(f"{c} ({dropped[c]})" for c in dropped_names)
+        )
+    return summaries, dropped, identifiers
 
 
 @dataclass(frozen=True)
@@ -279,11 +325,14 @@ def scan_schema(
     """The first pass: decide each column's kind, the task and the classes."""
     shards = resolve_shards(source)
     columns = check_same_columns(shards)
+    categorical = with_blank_headers(categorical, columns)
+    drop = with_blank_headers(drop, columns)
     check_columns_exist(columns, source, [target], "target column")
     check_columns_exist(columns, source, categorical, "--categorical column")
     check_columns_exist(columns, source, drop, "--drop column")
     candidates = [c for c in columns if c != target and c not in drop]
     tallies = {c: _ColumnTally(numeric=c not in categorical) for c in candidates}
+    indexes = {c: RowIndexCheck() for c in candidates if is_blank_header(c)}
     target_tally = _TargetTally(numeric=not text_target)
     rows_read = 0
     for chunk in read_chunks(shards, seed, chunk_rows):
@@ -292,6 +341,8 @@ def scan_schema(
         rows = frame[may_have_target]
         for name, tally in tallies.items():
             tally.add(rows[name])
+        for name, check in indexes.items():
+            check.add(frame[name], restart=chunk.start == 0)
         rows_read += len(frame)
     if target_tally.flipped and task != "regression":
         # A target of numbers and text is a class label; count its labels from the start.
@@ -335,18 +386,8 @@ def scan_schema(
     dropped_rows = rows_read - usable
     if dropped_rows:
         logger.warning("dropped %d rows whose target %r is missing", dropped_rows, target)
-    dropped = {c: "dropped by --drop" for c in drop if c != target}
-    summaries: dict[str, ColumnSummary] = {}
-    for name, tally in tallies.items():
-        summary, reason = tally.summary()
-        if reason:
-            dropped[name] = reason
-        else:
-            summaries[name] = summary
-    if dropped_names := [c for c in dropped if c not in drop]:
-        logger.warning(
-            "dropped columns: %s", ", ".join(f"{c} ({dropped[c]})" for c in dropped_names)
-        )
+    summaries, dropped, identifiers = _decide_columns(tallies, indexes, drop, target)
+    warn_identifiers(identifiers)
     if not summaries:
         raise TrainingError(f"{source} has no usable feature columns besides the target {target!r}")
     if usable < MIN_ROWS:
@@ -370,6 +411,7 @@ def scan_schema(
             dropped_missing_target=dropped_rows,
             columns=summaries,
             dropped_columns=dropped,
+            identifiers=identifiers,
         ),
     )
 

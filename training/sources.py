@@ -180,7 +180,11 @@ def _csv_frames(path: Path, chunk_rows: int, threads: bool) -> Iterator[pd.DataF
     names = read_columns(path)
     reader = csv.open_csv(
         path,
-        read_options=csv.ReadOptions(block_size=CSV_BLOCK_BYTES, use_threads=threads),
+        # The header as pandas reads it (a blank one is "Unnamed: N"), so that both paths
+        # name every column alike.
+        read_options=csv.ReadOptions(
+            block_size=CSV_BLOCK_BYTES, use_threads=threads, column_names=names, skip_rows=1
+        ),
         convert_options=csv.ConvertOptions(
             column_types=dict.fromkeys(names, pa.string()),
             strings_can_be_null=False,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
+from pydantic import Field
+
 from app.bundle.documents import FORMAT_VERSION, Strict
 from app.bundle.preprocessing import Label
 
@@ -26,7 +28,10 @@ class DataSummary(Strict):
     dropped_missing_target: int
     columns: dict[str, ColumnSummary]
     dropped_columns: dict[str, str]
-    """Column -> why it was dropped (identifier, constant, all missing)."""
+    """Column -> why it was dropped (row index, constant, all missing, --drop)."""
+    identifiers: list[str] = Field(default_factory=list)
+    """Features whose every value is different (text, or whole numbers), as an identifier's
+    are: kept, since they may mean something, but named, since they usually do not."""
 
 
 class Evaluation(Strict):
