@@ -5,6 +5,8 @@
 # `scripts/benchmark.sh soak [...]` runs the soak instead (scripts/soak.sh).
 # `scripts/benchmark.sh streaming [...]` runs the streaming-training benchmark instead
 # (scripts/benchmark-streaming.sh; it needs no wrk).
+# `scripts/benchmark.sh training [...]` runs the training-cost benchmark instead
+# (scripts/benchmark-training.sh; it needs no wrk).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,8 +20,12 @@ if [ "${1:-}" = soak ]; then
 elif [ "${1:-}" = streaming ]; then
   module=benchmarks.streaming
   shift
+elif [ "${1:-}" = training ]; then
+  module=benchmarks.training
+  shift
 fi
-if [ "$module" != benchmarks.streaming ] && ! command -v wrk >/dev/null 2>&1; then
+if [ "$module" != benchmarks.streaming ] && [ "$module" != benchmarks.training ] \
+  && ! command -v wrk >/dev/null 2>&1; then
   echo "installing wrk" >&2
   if ! apt-get install -y wrk >&2; then
     apt-get update >&2
