@@ -12,6 +12,7 @@ from app.bundle import BundleError, list_versions, read_metadata
 from training.config import Hyperparameters, TrainConfig
 from training.data import BUILTIN_SOURCES
 from training.errors import TrainingError
+from training.memory import parse_size
 from training.pipeline import run
 from training.report import comparison_table
 
@@ -33,6 +34,13 @@ def _positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
     return value
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _names(text: str) -> list[str]:
@@ -65,6 +73,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         choices=["none", "mirrored", "multi-worker"],
         help="tf.distribute strategy: this host's GPUs (mirrored) or the workers in "
         "TF_CONFIG (multi-worker; only the chief writes the bundle) (default: %(default)s)",
+    )
+    p.add_argument(
+        "--memory-budget",
+        type=_size,
+        metavar="SIZE",
+        help="memory one file may take loaded whole (512M, 4G, ...); a file estimated above it "
+        "is streamed (default: half the memory available)",
     )
     p.add_argument(
         "--shuffle-buffer",
@@ -162,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=args.stream,
         distribute=args.distribute,
         shuffle_buffer=args.shuffle_buffer,
+        memory_budget=args.memory_budget,
         params=Hyperparameters(
             epochs=args.epochs,
             batch_size=args.batch_size,

@@ -91,6 +91,9 @@ class TrainConfig:
     """Streamed or distributed training: rows in the shuffle buffer of each input pipeline."""
     chunk_rows: int = CHUNK_ROWS
     """Streamed data: rows read and encoded at a time."""
+    memory_budget: int | None = None
+    """Bytes one file may take loaded whole; a file estimated above it is streamed. None: half
+    of the memory available when the run starts."""
 
     @property
     def streamed(self) -> bool:

@@ -38,6 +38,7 @@ from training.evaluate import (
     evaluate,
     fit_baselines,
 )
+from training.memory import default_budget, gigabytes, in_memory_cost
 from training.preprocess import fit_stats, model_inputs
 from training.report import write_report
 from training.scan import fit_stream_stats, scan_schema
@@ -86,6 +87,7 @@ def run(config: TrainConfig) -> Path | None:
         )
     if config.stream and str(config.data or DEFAULT_SOURCE) in BUILTIN_SOURCES:
         raise TrainingError("--stream reads files; the built-in data sets are small, drop it")
+    config = _with_data_path(config)
     cost = RunCost()
     fitted = _fit_streamed(config, cost) if config.streamed else _fit_in_memory(config, cost)
     from training.distributed import is_chief
@@ -94,6 +96,34 @@ def run(config: TrainConfig) -> Path | None:
         logger.info("not the chief of the cluster: the chief writes the bundle")
         return None
     return _publish(config, fitted, cost)
+
+
+def _with_data_path(config: TrainConfig) -> TrainConfig:
+    """`config`, streaming one file whose in-memory cost would pass the memory budget; the log
+    says which path was taken and why."""
+    source = str(config.data or DEFAULT_SOURCE)
+    if config.streamed or source in BUILTIN_SOURCES or not Path(source).is_file():
+        return config
+    cost = in_memory_cost(Path(source))
+    budget = config.memory_budget if config.memory_budget is not None else default_budget()
+    fits = cost <= budget
+    logger.info(
+        "%s: loading it whole would take about %s, %s the memory budget of %s (--memory-budget)"
+        "; %s",
+        source,
+        gigabytes(cost),
+        "within" if fits else "over",
+        gigabytes(budget),
+        "reading it in memory" if fits else "streaming it instead",
+    )
+    if fits:
+        return config
+    if config.cv_folds:
+        raise TrainingError(
+            f"--cv needs the data in memory, and {source} is over the memory budget "
+            "(raise --memory-budget, or drop --cv)"
+        )
+    return replace(config, stream=True)
 
 
 def _plan(config: TrainConfig, train_rows: int) -> Plan:
