@@ -246,13 +246,28 @@ def _read_file(path: Path) -> pd.DataFrame:
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(path)
-        # Every cell as text: this module decides what is a number, the same way for all files.
-        return pd.read_csv(path, dtype=str, keep_default_na=False)
+        return _read_csv(path)
     except pd.errors.EmptyDataError:
         raise TrainingError(f"data file is empty: {path}") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TrainingError(f"cannot read data file {path}: {reason}") from None
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """Every cell as text: this module decides what is a number, the same way for all files.
+
+    Arrow's reader parses about thirty times as fast as pandas' own; it refuses a row with
+    fewer cells than the header, which pandas' reader pads with missing cells, so such a file
+    is read again that way.
+    """
+    import pyarrow as pa
+
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, engine="pyarrow")
+    except (pa.ArrowInvalid, ValueError) as exc:
+        logger.info("%s: read again by pandas' own reader (%s)", path, str(exc).splitlines()[0])
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
 
 
 def _file_sha256(path: Path) -> str:

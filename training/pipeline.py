@@ -53,7 +53,7 @@ logger = logging.getLogger(__name__)
 EVALUATION_ROWS = 1_000_000
 """Streamed data: test rows scored at most (a uniform sample of them beyond)."""
 LITERT_CHECK_ROWS = 10_000
-"""Streamed data: test rows the LiteRT conversions are compared on (all of them in memory)."""
+"""Test rows the LiteRT conversions are compared and scored on (the first ones)."""
 
 
 @dataclass(frozen=True)
@@ -159,22 +159,17 @@ def _fit_in_memory(config: TrainConfig, cost: RunCost) -> _Fitted:
         len(split.validation),
         len(split.test),
     )
-    non_test = pd.concat([split.train, split.validation])
-    if config.cv_folds and not 2 <= config.cv_folds <= len(non_test):
-        raise TrainingError(
-            f"--cv {config.cv_folds} must be between 2 and the {len(non_test)} rows "
-            "left for training after the test split"
-        )
-
-    # TensorFlow is imported only now, so bad input is reported in well under a second.
-    from training import distributed
-    from training import model as network
-    from training.cross_validation import cross_validate
-
-    strategy = distributed.make_strategy(config.distribute)
     params = _plan(config, len(split.train))
     cv_scores = None
     if config.cv_folds:
+        non_test = pd.concat([split.train, split.validation])
+        if not 2 <= config.cv_folds <= len(non_test):
+            raise TrainingError(
+                f"--cv {config.cv_folds} must be between 2 and the {len(non_test)} rows "
+                "left for training after the test split"
+            )
+        from training.cross_validation import cross_validate
+
         # Every non-test row trains the final model, for as many epochs as the folds kept.
         with cost.phase("cross_validation"):
             cv_scores, epochs = cross_validate(dataset, non_test, config, params)
@@ -186,6 +181,23 @@ def _fit_in_memory(config: TrainConfig, cost: RunCost) -> _Fitted:
         train_xy = model_inputs(stats, train_rows)
         validation = None if validation_rows is None else model_inputs(stats, validation_rows)
         test_xy = model_inputs(stats, split.test)
+    rows = RowCounts(
+        train=len(train_rows),
+        validation=0 if validation_rows is None else len(validation_rows),
+        test=len(split.test),
+    )
+    task, features, target, summary = (
+        dataset.task, dataset.features, dataset.target, dataset.summary
+    )  # fmt: skip
+    # Every row is encoded: the frames go before TensorFlow and the fit take their memory.
+    del dataset, split, train_rows, validation_rows
+    _release_memory()
+
+    # TensorFlow is imported only now, so bad input is reported in well under a second.
+    from training import distributed
+    from training import model as network
+
+    strategy = distributed.make_strategy(config.distribute)
     with cost.phase("fit"):
         result = _fit_arrays(
             config, strategy, stats, params, train_xy=train_xy, validation=validation
@@ -194,24 +206,35 @@ def _fit_in_memory(config: TrainConfig, cost: RunCost) -> _Fitted:
         test_outputs = network.network_outputs(result.model, test_xy[0])
         reference = baselines(stats, train_xy, test_xy, params.seed)
     return _Fitted(
-        task=dataset.task,
-        features=dataset.features,
-        target=dataset.target,
-        summary=dataset.summary,
+        task=task,
+        features=features,
+        target=target,
+        summary=summary,
         stats=stats,
         result=result,
-        rows=RowCounts(
-            train=len(train_rows),
-            validation=0 if validation_rows is None else len(validation_rows),
-            test=len(split.test),
-        ),
+        rows=rows,
         test_y=test_xy[1],
         test_outputs=test_outputs,
         reference=reference,
-        check_rows=test_xy,
+        check_rows=(test_xy[0][:LITERT_CHECK_ROWS], test_xy[1][:LITERT_CHECK_ROWS]),
         params=params,
         cv_scores=cv_scores,
     )
+
+
+def _release_memory() -> None:
+    """Hand freed memory back: Arrow's pool (which read the CSV) keeps what it freed unless
+    asked, and so would the heap the frames were in."""
+    import contextlib
+    import ctypes
+    import gc
+
+    import pyarrow as pa
+
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _fit_arrays(

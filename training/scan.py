@@ -51,6 +51,7 @@ from training.data import (
     with_blank_headers,
 )
 from training.errors import TrainingError
+from training.evaluate import BASELINE_ROWS
 from training.sources import (
     CHUNK_ROWS,
     TEST,
@@ -68,8 +69,6 @@ logger = logging.getLogger(__name__)
 DISTINCT_LIMIT = 10_000
 """Distinct values counted per column; beyond it the summary says "at least"."""
 MAX_CLASSES = 10_000
-BASELINE_ROWS = 50_000
-"""Training rows kept (a uniform sample) to fit the linear and trivial baselines on."""
 
 
 @dataclass
