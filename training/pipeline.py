@@ -33,6 +33,7 @@ from training.data import BUILTIN_SOURCES, DEFAULT_SOURCE, Task, load_dataset, s
 from training.errors import TrainingError
 from training.evaluate import (
     PRIMARY_METRIC,
+    Baselines,
     baseline_outputs,
     baselines,
     evaluate,
@@ -71,6 +72,8 @@ class _Fitted:
     """Encoded targets of the test rows."""
     test_outputs: np.ndarray
     reference: dict[str, Evaluation]
+    baselines: Baselines
+    """The fitted baselines' timings (their scores are in `reference`)."""
     check_rows: tuple[np.ndarray, np.ndarray]
     """Test rows (inputs, targets) the LiteRT conversions are compared and scored on."""
     params: Plan
@@ -204,7 +207,7 @@ def _fit_in_memory(config: TrainConfig, cost: RunCost) -> _Fitted:
         )
     with cost.phase("evaluation"):
         test_outputs = network.network_outputs(result.model, test_xy[0])
-        reference = baselines(stats, train_xy, test_xy, params.seed)
+        reference, fitted_baselines = baselines(stats, train_xy, test_xy, params.seed)
     return _Fitted(
         task=task,
         features=features,
@@ -216,6 +219,7 @@ def _fit_in_memory(config: TrainConfig, cost: RunCost) -> _Fitted:
         test_y=test_xy[1],
         test_outputs=test_outputs,
         reference=reference,
+        baselines=fitted_baselines,
         check_rows=(test_xy[0][:LITERT_CHECK_ROWS], test_xy[1][:LITERT_CHECK_ROWS]),
         params=params,
         cv_scores=cv_scores,
@@ -330,7 +334,8 @@ def _fit_streamed(config: TrainConfig, cost: RunCost) -> _Fitted:
     with cost.phase("evaluation"):
         started = time.perf_counter()
         sample = fitted.baseline_sample
-        models = fit_baselines(stats, *model_inputs(stats, sample), params.seed)
+        fitted_baselines = fit_baselines(stats, *model_inputs(stats, sample), params.seed)
+        models = fitted_baselines.models
         test_y: list[np.ndarray] = []
         outputs: list[np.ndarray] = []
         reference: dict[str, list[np.ndarray]] = {name: [] for name in models}
@@ -360,6 +365,7 @@ def _fit_streamed(config: TrainConfig, cost: RunCost) -> _Fitted:
         reference={
             name: evaluate(stats, y_all, np.concatenate(parts)) for name, parts in reference.items()
         },
+        baselines=fitted_baselines,
         check_rows=check if check is not None else (np.zeros((0, stats.input_width)), y_all),
         params=params,
     )
@@ -422,6 +428,7 @@ def _publish(config: TrainConfig, fitted: _Fitted, cost: RunCost) -> Path:
                 "streamed": config.streamed,
                 "distribute": config.distribute,
                 "test_rows_scored": len(fitted.test_y),
+                **fitted.baselines.record(),
             },
             tensorflow_version=versions["tensorflow"],
             keras_version=versions["keras"],

@@ -21,7 +21,7 @@ from app.bundle import MODEL_CARD_FILE, Metadata
 LEARNING_CURVE_FILE = "learning_curve.png"
 PREDICTIONS_FILE = "predicted_vs_actual.png"
 CONFUSION_FILE = "confusion_matrix.png"
-_MODELS = ("network", "linear", "trivial")
+_MODELS = ("network", "boosting", "linear", "trivial")
 SCATTER_POINTS = 5_000
 
 
@@ -32,8 +32,34 @@ def comparison_table(metadata: Metadata) -> str:
     lines = ["  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
     verdict = "beats" if metadata.beats_linear_baseline else "does NOT beat"
     lines.append(f"the network {verdict} the linear baseline on {metadata.primary_metric}")
+    if boosting := boosting_verdict(metadata):
+        lines.append(boosting)
     lines.extend(_flatbuffer_lines(metadata))
     return "\n".join(lines)
+
+
+def boosting_verdict(metadata: Metadata) -> str | None:
+    """How the network compares with gradient-boosted trees, the model people would pick
+    instead for a table, and what each cost to fit."""
+    boosting = metadata.baselines.get("boosting")
+    if boosting is None:
+        return None
+    metric = metadata.primary_metric
+    ours, theirs = metadata.test.metrics[metric], boosting.metrics[metric]
+    if abs(ours - theirs) < 0.0005:
+        standing = "scores the same as"
+    else:
+        standing = "beats" if ours > theirs else "trails"
+    fit = metadata.training.get("seconds_fit")
+    boosting_fit = metadata.training.get("seconds_fit_boosting")
+    rows = metadata.training.get("baseline_rows")
+    costs = ""
+    if isinstance(fit, float) and isinstance(boosting_fit, float):
+        costs = f" (network fit {fit:.1f} s; boosting fit {boosting_fit:.1f} s on {rows:,} rows)"
+    return (
+        f"the network {standing} gradient boosting on {metric}: {ours:.4f} against "
+        f"{theirs:.4f}{costs}"
+    )
 
 
 def _flatbuffer_lines(metadata: Metadata) -> list[str]:
@@ -185,6 +211,8 @@ def _card(metadata: Metadata, images: dict[str, bytes]) -> str:
     classes = (
         f" &middot; classes: {e(', '.join(map(str, metadata.classes)))}" if metadata.classes else ""
     )
+    versus = boosting_verdict(metadata)
+    boosting = f"<p>{e(versus[0].upper() + versus[1:])}.</p>" if versus else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Model card: {e(metadata.name)} v{metadata.version}</title>
@@ -197,6 +225,7 @@ TensorFlow {e(metadata.tensorflow_version)}, Keras {e(metadata.keras_version)}</
 <h2>Test metrics against baselines</h2>
 <p class="{verdict_class}">The network {verdict} the linear baseline on
 {e(metadata.primary_metric)}.</p>
+{boosting}
 {_table(["metric", *_MODELS], _metric_rows(metadata))}
 {cv}
 {"".join(f"<p>{e(line)}.</p>" for line in _flatbuffer_lines(metadata))}

@@ -36,6 +36,8 @@ def test_report_has_the_plots_and_a_self_contained_card(
         "network",
         "linear",
         "trivial",
+        "boosting",
+        "gradient boosting on",
         "constant: every value is 7.0",
         "all values missing",
     ):

@@ -45,7 +45,10 @@ def test_bundle_layout_and_metadata(version_dir: Path, diabetes_csv: Path) -> No
     assert meta.data.sha256 == hashlib.sha256(diabetes_csv.read_bytes()).hexdigest()
     assert meta.tensorflow_version == tf.__version__
     assert meta.training["seed"] == SEED
-    assert set(meta.baselines) == {"trivial", "linear"}
+    assert set(meta.baselines) == {"trivial", "linear", "boosting"}
+    assert meta.training["baseline_rows"] == meta.rows.train
+    boosting_fit = meta.training["seconds_fit_boosting"]
+    assert isinstance(boosting_fit, float) and boosting_fit > 0
     assert json.loads((version_dir / "metadata.json").read_text())["created_at"].endswith("Z")
 
 
@@ -143,9 +146,12 @@ def test_cli_publishes_next_version_and_prints_table_and_path(
     assert code == 0
     out, err = capsys.readouterr()
     assert out.splitlines()[-1] == str(tmp_path / "m" / "5")
-    assert err.splitlines()[0].split() == ["metric", "network", "linear", "trivial"]
+    assert err.splitlines()[0].split() == ["metric", "network", "boosting", "linear", "trivial"]
     assert "the network" in err and "the linear baseline on r2" in err
     meta = read_metadata(tmp_path / "m" / "5")
+    ours, theirs = meta.test.metrics["r2"], meta.baselines["boosting"].metrics["r2"]
+    standing = "beats" if ours > theirs else "trails"
+    assert f"the network {standing} gradient boosting on r2: {ours:.4f} against {theirs:.4f}" in err
     assert meta.version == 5
     assert (meta.training["epochs"], meta.training["batch_size"]) == (2, 64)
     assert meta.training["learning_rate"] == 0.01
