@@ -75,6 +75,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "TF_CONFIG (multi-worker; only the chief writes the bundle) (default: %(default)s)",
     )
     p.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="streamed data: keep the encoded rows here, for later epochs and later runs on the "
+        "same data and statistics (default: a temporary directory, removed after the run)",
+    )
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="streamed data: parse the shards on every pass instead of caching encoded rows",
+    )
+    p.add_argument(
         "--memory-budget",
         type=_size,
         metavar="SIZE",
@@ -178,6 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         distribute=args.distribute,
         shuffle_buffer=args.shuffle_buffer,
         memory_budget=args.memory_budget,
+        cache=not args.no_cache,
+        cache_dir=args.cache_dir,
         params=Hyperparameters(
             epochs=args.epochs,
             batch_size=args.batch_size,

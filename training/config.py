@@ -91,6 +91,10 @@ class TrainConfig:
     """Streamed or distributed training: rows in the shuffle buffer of each input pipeline."""
     chunk_rows: int = CHUNK_ROWS
     """Streamed data: rows read and encoded at a time."""
+    cache: bool = True
+    """Streamed data: keep the rows the first read encodes on disk, for every later read."""
+    cache_dir: Path | None = None
+    """Where that cache lives, kept after the run; None: a temporary directory, removed."""
     memory_budget: int | None = None
     """Bytes one file may take loaded whole; a file estimated above it is streamed. None: half
     of the memory available when the run starts."""

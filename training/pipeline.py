@@ -27,6 +27,7 @@ from app.bundle import (
     publish_version,
     write_json,
 )
+from training.cache import EncodedCache, cache_key
 from training.config import Plan, TrainConfig
 from training.cost import RunCost
 from training.data import BUILTIN_SOURCES, DEFAULT_SOURCE, Task, load_dataset, split_dataset
@@ -42,7 +43,7 @@ from training.evaluate import (
 from training.memory import default_budget, gigabytes, in_memory_cost
 from training.preprocess import fit_stats, model_inputs
 from training.report import write_report
-from training.scan import fit_stream_stats, scan_schema
+from training.scan import StreamSchema, StreamStats, fit_stream_stats, scan_schema
 from training.sources import TEST, TRAIN, VALIDATION
 from training.streaming import ShardRows
 
@@ -306,12 +307,34 @@ def _fit_streamed(config: TrainConfig, cost: RunCost) -> _Fitted:
         counts[VALIDATION],
         counts[TEST],
     )
+
+    params = _plan(config, counts[TRAIN])
+    key = cache_key(schema.summary.sha256, stats.model_dump_json(), str(params.seed))
+    cache = EncodedCache.open(config.cache_dir, key) if config.cache else None
+    rows = ShardRows(schema, stats, params.seed, config.chunk_rows, cache)
+    try:
+        return _train_streamed(config, cost, schema, fitted, params=params, rows=rows)
+    finally:
+        if cache is not None:
+            cache.close()
+
+
+def _train_streamed(
+    config: TrainConfig,
+    cost: RunCost,
+    schema: StreamSchema,
+    fitted: StreamStats,
+    *,
+    params: Plan,
+    rows: ShardRows,
+) -> _Fitted:
+    """The streamed fit and test pass, over rows read from the shards or their cache."""
     from training import distributed
     from training import model as network
 
     strategy = distributed.make_strategy(config.distribute)
-    params = _plan(config, counts[TRAIN])
-    rows = ShardRows(schema, stats, params.seed, config.chunk_rows)
+    stats, counts = fitted.stats, fitted.rows
+    rows_read = schema.summary.rows_read
     weights = None
     if params.balance_classes and fitted.class_counts is not None:
         weights = network.balanced_weights(fitted.class_counts)

@@ -1,5 +1,6 @@
-"""Encoded rows of one split, chunk by chunk, straight from the shards: what the training loop,
-the validation loss and the test evaluation read when the data are streamed."""
+"""Encoded rows of one split, chunk by chunk, from the shards (or from the cache of what an
+earlier read encoded): what the training loop, the validation loss and the test evaluation read
+when the data are streamed."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.bundle import PreprocessingStats
+from training.cache import EncodedCache
 from training.scan import StreamSchema, clean_chunks
 from training.sources import CHUNK_ROWS, pipeline_of, sampled
 
@@ -19,6 +21,7 @@ class ShardRows:
     stats: PreprocessingStats
     seed: int
     chunk_rows: int = CHUNK_ROWS
+    cache: EncodedCache | None = None
 
     def encoded(
         self,
@@ -31,6 +34,16 @@ class ShardRows:
         """(inputs, encoded targets) of the `split` rows that input `pipeline` of `pipelines`
         reads (or of a `fraction` of them), one chunk at a time, through the bundle's own
         transform (see `training.sources.read_chunks` for `threads`)."""
+        if self.cache is None:
+            return self._from_shards(split, pipeline, pipelines, threads, fraction)
+        name = f"split{split}-pipeline{pipeline}of{pipelines}-fraction{fraction:.6g}"
+        return self.cache.rows(
+            name, lambda: self._from_shards(split, pipeline, pipelines, threads, fraction)
+        )
+
+    def _from_shards(
+        self, split: int, pipeline: int, pipelines: int, threads: bool, fraction: float
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for chunk in clean_chunks(self.schema, self.seed, self.chunk_rows, threads):
             mine = chunk.splits == split
             if pipelines > 1:
