@@ -26,7 +26,8 @@ from app.score import main as score_main
 from tests.helpers.data import SEED
 from tests.helpers.offline import offline_predictions
 from tests.helpers.service import serve
-from training.data import as_numbers, as_text, load_dataset
+from training.columns import as_numbers, as_text
+from training.data import load_dataset
 from training.sources import read_chunks
 
 MISSING = None  # the reading of a missing cell

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,13 +14,20 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from app.bundle import (
-    MISSING_WORDS,
     ColumnSummary,
     DataSummary,
-    NotANumber,
     category_key,
-    read_numbers,
 )
+from training.column_rules import (
+    ROW_INDEX,
+    check_columns_exist,
+    identifier_like,
+    is_row_index,
+    useless_reason,
+    warn_identifiers,
+    with_blank_headers,
+)
+from training.columns import as_numbers, as_text, first_non_number, is_integral, is_missing
 from training.errors import TrainingError
 
 logger = logging.getLogger(__name__)
@@ -96,8 +102,6 @@ def load_dataset(
         logger.warning(
             "dropped columns: %s", ", ".join(f"{c} ({dropped[c]})" for c in dropped_names)
         )
-    identifiers = [name for name, col in columns.items() if _identifier_like(col, kinds[name])]
-    warn_identifiers(identifiers)
     if not columns:
         raise TrainingError(f"{source} has no usable feature columns besides the target {target!r}")
     if len(y) < MIN_ROWS:
@@ -106,17 +110,24 @@ def load_dataset(
             f"at least {MIN_ROWS} needed"
         )
     clean = pd.DataFrame(columns, index=y.index).assign(**{target: y})
+    summaries = {
+        name: ColumnSummary(
+            kind=kinds[name], missing=int(is_missing(col).sum()), distinct=int(col.nunique())
+        )
+        for name, col in columns.items()
+    }
+    identifiers = [
+        name
+        for name, col in columns.items()
+        if identifier_like(summaries[name], len(col), kinds[name] == "numeric" and is_integral(col))
+    ]
+    warn_identifiers(identifiers)
     summary = DataSummary(
         source=source,
         sha256=digest,
         rows_read=len(y) + dropped_rows,
         dropped_missing_target=dropped_rows,
-        columns={
-            name: ColumnSummary(
-                kind=kinds[name], missing=int(is_missing(col).sum()), distinct=int(col.nunique())
-            )
-            for name, col in columns.items()
-        },
+        columns=summaries,
         dropped_columns=dropped,
         identifiers=identifiers,
     )
@@ -129,78 +140,6 @@ def load_dataset(
         task=task,
         summary=summary,
     )
-
-
-ROW_INDEX = "row index: no header, whole numbers counting up by one"
-IDENTIFIER_ROWS = 20
-"""Fewer rows than this are all different by chance too often to call a column an identifier."""
-
-
-def is_blank_header(name: str) -> bool:
-    """A column written without a header: empty, or as pandas names such a column."""
-    return name == "" or re.fullmatch(r"Unnamed: \d+", name) is not None
-
-
-def with_blank_headers(names: Sequence[str], columns: Sequence[str]) -> tuple[str, ...]:
-    """`names`, with "" standing for every column that has no header (R's `write.csv` and
-    pandas' `to_csv` write the row numbers under an empty header)."""
-    blank = [c for c in columns if is_blank_header(c)]
-    out = [n for n in names if n != ""]
-    if "" in names:
-        out += blank or [""]  # none: "" stays, and is reported as not found
-    return tuple(dict.fromkeys(out))
-
-
-class RowIndexCheck:
-    """Whether a column holds whole numbers counting up by one, seen in order, chunk by chunk;
-    `restart` at the start of each shard, which numbers its rows afresh."""
-
-    def __init__(self) -> None:
-        self.counting, self.rows = True, 0
-        self._next: float | None = None
-
-    def add(self, column: pd.Series, restart: bool = False) -> None:
-        if not self.counting or column.empty:
-            return
-        numbers = as_numbers(column)
-        values = None if numbers is None else numbers.to_numpy()
-        if values is None or not np.isfinite(values).all() or values[0] != np.round(values[0]):
-            self.counting = False
-            return
-        expected = values[0] if restart or self._next is None else self._next
-        self.counting = values[0] == expected and bool((np.diff(values) == 1).all())
-        self._next, self.rows = values[-1] + 1, self.rows + len(values)
-
-    @property
-    def is_row_index(self) -> bool:
-        return self.counting and self.rows >= 2
-
-
-def is_row_index(name: str, column: pd.Series) -> bool:
-    """A column with no header whose cells count the rows: written by `write.csv` or
-    `to_csv` with the index, and never a feature (on sorted data it leaks the target)."""
-    if not is_blank_header(name):
-        return False
-    check = RowIndexCheck()
-    check.add(column)
-    return check.is_row_index
-
-
-def warn_identifiers(names: Sequence[str]) -> None:
-    if names:
-        logger.warning(
-            "every value differs in %s, as in an identifier: kept as features; --drop them "
-            "unless they mean something",
-            ", ".join(names),
-        )
-
-
-def _identifier_like(column: pd.Series, kind: str) -> bool:
-    if len(column) < IDENTIFIER_ROWS or column.isna().any():
-        return False
-    if kind == "numeric" and not is_integral(column):
-        return False
-    return bool(column.nunique() == len(column))
 
 
 def feature_columns(frame: pd.DataFrame, features: Sequence[str]) -> dict[str, np.ndarray]:
@@ -278,69 +217,6 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def check_columns_exist(
-    columns: Sequence[str], source: str, names: Sequence[str], what: str
-) -> None:
-    if unknown := [n for n in names if n not in columns]:
-        listed = ", ".join(map(str, columns))
-        raise TrainingError(
-            f"{what} {', '.join(map(repr, unknown))} not found in {source}; columns: {listed}"
-        )
-
-
-def as_text(column: pd.Series) -> pd.Series:
-    """Cells as canonical text (see `category_key`), NaN where missing."""
-    if not _all_strings(column):
-        return column.map(category_key).astype(object)
-    # `category_key` for text, column-wise: CSV columns are read as text, and this runs on
-    # every cell of every pass over streamed data.
-    stripped = column.str.strip()
-    lowered = stripped.str.lower()
-    text = stripped.where(~lowered.isin(("true", "false")), lowered).astype(object)
-    text[lowered.isin(MISSING_WORDS)] = np.nan  # as `map` leaves a None
-    return text
-
-
-def as_numbers(column: pd.Series) -> pd.Series | None:
-    """float64 with NaN for missing cells and inf kept, or None if some cell is not a number.
-
-    Text is read by the bundle's cell rule, the one every serving path uses.
-    """
-    try:
-        return _read_numbers(column)
-    except NotANumber:
-        return None
-
-
-def first_non_number(column: pd.Series) -> int | None:
-    """The position of the first cell that the cell rule does not read as a number."""
-    try:
-        _read_numbers(column)
-    except NotANumber as exc:
-        return exc.index
-    return None
-
-
-def _read_numbers(column: pd.Series) -> pd.Series:
-    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
-        return column.astype(np.float64)
-    # pandas' own missing markers (NA, NaT) become NaN, which the rule reads as missing.
-    cells = column.to_numpy(dtype=object, na_value=np.nan)
-    return pd.Series(read_numbers(cells), index=column.index, name=column.name)
-
-
-def _all_strings(column: pd.Series) -> bool:
-    # pandas's text dtype (CSV cells), or objects that are all strings; not mixed objects.
-    return pd.api.types.is_string_dtype(column) and (
-        column.dtype != object or pd.api.types.infer_dtype(column, skipna=False) == "string"
-    )
-
-
-def is_missing(column: pd.Series) -> pd.Series:
-    missing: pd.Series = ~np.isfinite(column) if column.dtype == np.float64 else column.isna()
-    return missing
-
-
 def _clean_feature(
     column: pd.Series, force_categorical: bool
 ) -> tuple[pd.Series, Literal["numeric", "categorical"]]:
@@ -353,15 +229,6 @@ def _clean_feature(
 def _useless(column: pd.Series) -> str | None:
     present = column[~is_missing(column)]
     return useless_reason(present.nunique(), present.iloc[0] if len(present) else None)
-
-
-def useless_reason(distinct_present: int, first_present: object) -> str | None:
-    """Why a feature column with these present values carries no information, if it does not."""
-    if distinct_present == 0:
-        return "all values missing"
-    if distinct_present == 1:
-        return f"constant: every value is {first_present}"
-    return None
 
 
 def _clean_target(
@@ -398,10 +265,6 @@ def _looks_like_classes(numbers: pd.Series) -> bool:
 def looks_like_classes(distinct: int, present: int, integral: bool) -> bool:
     """Whether a numeric target with `present` values, `distinct` of them, holds class labels."""
     return integral and distinct <= min(MAX_AUTO_CLASSES, max(2, present // 10))
-
-
-def is_integral(numbers: pd.Series) -> bool:
-    return bool((numbers == np.round(numbers)).all())
 
 
 def labels_of(

@@ -30,25 +30,24 @@ from app.bundle import (
     Target,
     category_key,
 )
-from training.data import (
-    IDENTIFIER_ROWS,
-    MIN_ROWS,
+from training.column_rules import (
     ROW_INDEX,
-    TEST_FRACTION,
-    VALIDATION_FRACTION,
     RowIndexCheck,
-    Task,
-    as_numbers,
-    as_text,
     check_columns_exist,
-    first_non_number,
+    identifier_like,
     is_blank_header,
-    is_integral,
-    labels_of,
-    looks_like_classes,
     useless_reason,
     warn_identifiers,
     with_blank_headers,
+)
+from training.columns import as_numbers, as_text, first_non_number, is_integral
+from training.data import (
+    MIN_ROWS,
+    TEST_FRACTION,
+    VALIDATION_FRACTION,
+    Task,
+    labels_of,
+    looks_like_classes,
 )
 from training.errors import TrainingError
 from training.evaluate import BASELINE_ROWS
@@ -139,12 +138,8 @@ class _ColumnTally:
         _add_capped(self.text_values, present_text.unique())
 
     def identifier_like(self, summary: ColumnSummary) -> bool:
-        """Every value different and none missing, in text or whole numbers. Beyond the
-        distinct-count cap it cannot be told, and is not claimed."""
         rows = self.number_rows if self.numeric else self.text_rows
-        if summary.distinct_capped or summary.missing or rows < IDENTIFIER_ROWS:
-            return False
-        return (self.number_integral or not self.numeric) and summary.distinct == rows
+        return identifier_like(summary, rows, self.numeric and self.number_integral)
 
     def summary(self) -> tuple[ColumnSummary, str | None]:
         """The column's summary, and why it is useless if it is."""

@@ -85,7 +85,7 @@ CELLS = [" 42 ", "1e3", "inf", " -inf", "nan", "NA", "", "0x10", "+5", ".5", "5.
 def test_column_wise_cleaning_equals_category_key_cell_by_cell(dtype: object) -> None:
     """CSV columns take a vectorised path; it must agree with the rule serving applies."""
     from app.bundle import category_key
-    from training.data import as_numbers, as_text
+    from training.columns import as_numbers, as_text
 
     column = pd.Series(CELLS, dtype=dtype)  # type: ignore[call-overload]
     expected = [category_key(cell) for cell in CELLS]

@@ -13,8 +13,9 @@ import pytest
 from app.bundle import MODEL_CARD_FILE, REPORT_DIR, read_metadata
 from tests.helpers.data import SEED, write_shards
 from training.cli import parse_args
+from training.column_rules import ROW_INDEX
 from training.config import Hyperparameters, TrainConfig
-from training.data import ROW_INDEX, load_dataset
+from training.data import load_dataset
 from training.errors import TrainingError
 from training.pipeline import run
 from training.scan import scan_schema
