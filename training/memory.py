@@ -3,11 +3,18 @@ large to load is streamed without being asked."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
+from training.config import TrainConfig
+from training.data import BUILTIN_SOURCES, DEFAULT_SOURCE
+from training.errors import TrainingError
 from training.sources import PARQUET_SUFFIXES
+
+logger = logging.getLogger(__name__)
 
 CSV_MEMORY_PER_BYTE = 15
 """Memory the in-memory path takes per byte of CSV, measured: a 133 MB file peaked at 2.08 GB
@@ -56,3 +63,31 @@ def in_memory_cost(path: Path) -> int:
 
 def gigabytes(n: int) -> str:
     return f"{n / (1 << 30):.2f} GB"
+
+
+def with_data_path(config: TrainConfig) -> TrainConfig:
+    """`config`, streaming one file whose in-memory cost would pass the memory budget; the log
+    says which path was taken and why."""
+    source = str(config.data or DEFAULT_SOURCE)
+    if config.streamed or source in BUILTIN_SOURCES or not Path(source).is_file():
+        return config
+    cost = in_memory_cost(Path(source))
+    budget = config.memory_budget if config.memory_budget is not None else default_budget()
+    fits = cost <= budget
+    logger.info(
+        "%s: loading it whole would take about %s, %s the memory budget of %s (--memory-budget)"
+        "; %s",
+        source,
+        gigabytes(cost),
+        "within" if fits else "over",
+        gigabytes(budget),
+        "reading it in memory" if fits else "streaming it instead",
+    )
+    if fits:
+        return config
+    if config.cv_folds:
+        raise TrainingError(
+            f"--cv needs the data in memory, and {source} is over the memory budget "
+            "(raise --memory-budget, or drop --cv)"
+        )
+    return replace(config, stream=True)

@@ -247,10 +247,10 @@ def test_streamed_scores_come_from_a_bounded_sample_of_the_test_rows(
     messy_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from app.bundle import read_metadata
-    from training import pipeline
+    from training import fit_streamed, pipeline
     from training.config import Hyperparameters, TrainConfig
 
-    monkeypatch.setattr(pipeline, "EVALUATION_ROWS", 40)
+    monkeypatch.setattr(fit_streamed, "EVALUATION_ROWS", 40)
     frame = pd.read_csv(messy_csv, dtype=str, keep_default_na=False)
     version = pipeline.run(
         TrainConfig(

@@ -1,0 +1,151 @@
+"""Fitting on data loaded whole: read, split, encode once, free the frames, fit, score."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from app.bundle import PreprocessingStats, RowCounts
+from training.config import Plan, TrainConfig
+from training.cost import RunCost
+from training.data import load_dataset, split_dataset
+from training.errors import TrainingError
+from training.evaluate import baselines
+from training.fitted import LITERT_CHECK_ROWS, Fitted, plan_for
+from training.preprocess import fit_stats, model_inputs
+
+if TYPE_CHECKING:
+    from training.model import TrainResult
+
+
+logger = logging.getLogger(__name__)
+
+
+def fit_in_memory(config: TrainConfig, cost: RunCost) -> Fitted:
+    with cost.phase("read"):
+        dataset = load_dataset(
+            config.data, config.target, config.task, config.categorical, config.drop
+        )
+        split = split_dataset(dataset, config.params.seed)
+    logger.info(
+        "%s from %s: %d features (%d categorical); %d train, %d validation, %d test rows",
+        dataset.task,
+        dataset.summary.source,
+        len(dataset.features),
+        len(dataset.categorical),
+        len(split.train),
+        len(split.validation),
+        len(split.test),
+    )
+    params = plan_for(config, len(split.train))
+    cv_scores = None
+    if config.cv_folds:
+        non_test = pd.concat([split.train, split.validation])
+        if not 2 <= config.cv_folds <= len(non_test):
+            raise TrainingError(
+                f"--cv {config.cv_folds} must be between 2 and the {len(non_test)} rows "
+                "left for training after the test split"
+            )
+        from training.cross_validation import cross_validate
+
+        # Every non-test row trains the final model, for as many epochs as the folds kept.
+        with cost.phase("cross_validation"):
+            cv_scores, epochs = cross_validate(dataset, non_test, config, params)
+        train_rows, validation_rows, params = non_test, None, replace(params, epochs=epochs)
+    else:
+        train_rows, validation_rows = split.train, split.validation
+    with cost.phase("statistics"):
+        stats = fit_stats(dataset, train_rows, config.min_category_count)
+        train_xy = model_inputs(stats, train_rows)
+        validation = None if validation_rows is None else model_inputs(stats, validation_rows)
+        test_xy = model_inputs(stats, split.test)
+    rows = RowCounts(
+        train=len(train_rows),
+        validation=0 if validation_rows is None else len(validation_rows),
+        test=len(split.test),
+    )
+    task, features, target, summary = (
+        dataset.task, dataset.features, dataset.target, dataset.summary
+    )  # fmt: skip
+    # Every row is encoded: the frames go before TensorFlow and the fit take their memory.
+    del dataset, split, train_rows, validation_rows
+    _release_memory()
+
+    # TensorFlow is imported only now, so bad input is reported in well under a second.
+    from training import distributed
+    from training import model as network
+
+    strategy = distributed.make_strategy(config.distribute)
+    with cost.phase("fit"):
+        result = _fit_arrays(
+            config, strategy, stats, params, train_xy=train_xy, validation=validation
+        )
+    with cost.phase("evaluation"):
+        test_outputs = network.network_outputs(result.model, test_xy[0])
+        reference, fitted_baselines = baselines(stats, train_xy, test_xy, params.seed)
+    return Fitted(
+        task=task,
+        features=features,
+        target=target,
+        summary=summary,
+        stats=stats,
+        result=result,
+        rows=rows,
+        test_y=test_xy[1],
+        test_outputs=test_outputs,
+        reference=reference,
+        baselines=fitted_baselines,
+        check_rows=(test_xy[0][:LITERT_CHECK_ROWS], test_xy[1][:LITERT_CHECK_ROWS]),
+        params=params,
+        cv_scores=cv_scores,
+    )
+
+
+def _release_memory() -> None:
+    """Hand freed memory back: Arrow's pool (which read the CSV) keeps what it freed unless
+    asked, and so would the heap the frames were in."""
+    import contextlib
+    import ctypes
+    import gc
+
+    import pyarrow as pa
+
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def _fit_arrays(
+    config: TrainConfig,
+    strategy: object,
+    stats: PreprocessingStats,
+    params: Plan,
+    *,
+    train_xy: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray] | None,
+) -> TrainResult:
+    """The network fitted on encoded arrays: `model.fit` on one process, else the loop."""
+    from training import distributed
+    from training import model as network
+
+    if config.distribute == "none":
+        return network.train(*train_xy, stats.target, params, validation=validation)
+    weights = network.class_weights(train_xy[1], stats.target) if params.balance_classes else None
+    return distributed.fit(
+        strategy,
+        distributed.TrainingRows(
+            chunks=distributed.array_chunks(*train_xy),
+            count=len(train_xy[1]),
+            input_width=stats.input_width,
+            validation=None if validation is None else lambda: iter([validation]),
+            class_weights=weights,
+            shuffle_buffer=config.shuffle_buffer,
+        ),
+        stats.target,
+        params,
+    )

@@ -1,0 +1,147 @@
+"""Fitting on data read in chunks: the schema and statistics passes, the training loop over
+`tf.data` (from the encoded-row cache after the first read), and the test pass."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from app.bundle import RowCounts
+from training.cache import EncodedCache, cache_key
+from training.config import Plan, TrainConfig
+from training.cost import RunCost
+from training.evaluate import baseline_outputs, evaluate, fit_baselines
+from training.fitted import LITERT_CHECK_ROWS, Fitted, log_pass, plan_for
+from training.preprocess import model_inputs
+from training.scan import StreamSchema, StreamStats, fit_stream_stats, scan_schema
+from training.sources import TEST, TRAIN, VALIDATION
+from training.streaming import ShardRows
+
+logger = logging.getLogger(__name__)
+
+
+EVALUATION_ROWS = 1_000_000
+"""Streamed data: test rows scored at most (a uniform sample of them beyond)."""
+
+
+def fit_streamed(config: TrainConfig, cost: RunCost) -> Fitted:
+    """The same recipe on data read in chunks: two passes for the schema and statistics, the
+    training loop over `tf.data`, one more pass to score the test rows."""
+    seed = config.params.seed
+    source = str(config.data)
+    started = time.perf_counter()
+    with cost.phase("read"):
+        schema = scan_schema(
+            source,
+            config.target,
+            task=config.task,
+            categorical=config.categorical,
+            drop=config.drop,
+            seed=seed,
+            chunk_rows=config.chunk_rows,
+        )
+    rows_read = schema.summary.rows_read
+    started = log_pass("first pass (columns, task, classes)", rows_read, started)
+    with cost.phase("statistics"):
+        fitted = fit_stream_stats(schema, config.min_category_count, seed, config.chunk_rows)
+    started = log_pass("second pass (statistics)", rows_read, started)
+    stats, counts = fitted.stats, fitted.rows
+    logger.info(
+        "%s from %d shard(s) of %s, streamed: %d features (%d categorical); "
+        "%d train, %d validation, %d test rows",
+        schema.task,
+        len(schema.shards),
+        source,
+        len(schema.features),
+        len(schema.categorical),
+        counts[TRAIN],
+        counts[VALIDATION],
+        counts[TEST],
+    )
+
+    params = plan_for(config, counts[TRAIN])
+    key = cache_key(schema.summary.sha256, stats.model_dump_json(), str(params.seed))
+    cache = EncodedCache.open(config.cache_dir, key) if config.cache else None
+    rows = ShardRows(schema, stats, params.seed, config.chunk_rows, cache)
+    try:
+        return _train_streamed(config, cost, schema, fitted, params=params, rows=rows)
+    finally:
+        if cache is not None:
+            cache.close()
+
+
+def _train_streamed(
+    config: TrainConfig,
+    cost: RunCost,
+    schema: StreamSchema,
+    fitted: StreamStats,
+    *,
+    params: Plan,
+    rows: ShardRows,
+) -> Fitted:
+    """The streamed fit and test pass, over rows read from the shards or their cache."""
+    from training import distributed
+    from training import model as network
+
+    strategy = distributed.make_strategy(config.distribute)
+    stats, counts = fitted.stats, fitted.rows
+    rows_read = schema.summary.rows_read
+    weights = None
+    if params.balance_classes and fitted.class_counts is not None:
+        weights = network.balanced_weights(fitted.class_counts)
+    with cost.phase("fit"):
+        result = distributed.fit(
+            strategy,
+            distributed.TrainingRows(
+                chunks=lambda pipeline, pipelines: rows.encoded(
+                    TRAIN, pipeline, pipelines, threads=False
+                ),
+                count=counts[TRAIN],
+                input_width=stats.input_width,
+                validation=lambda: rows.encoded(VALIDATION),
+                class_weights=weights,
+                shuffle_buffer=config.shuffle_buffer,
+            ),
+            stats.target,
+            params,
+        )
+    with cost.phase("evaluation"):
+        started = time.perf_counter()
+        sample = fitted.baseline_sample
+        fitted_baselines = fit_baselines(stats, *model_inputs(stats, sample), params.seed)
+        models = fitted_baselines.models
+        test_y: list[np.ndarray] = []
+        outputs: list[np.ndarray] = []
+        reference: dict[str, list[np.ndarray]] = {name: [] for name in models}
+        check: tuple[np.ndarray, np.ndarray] | None = None
+        # Scores from a million test rows are as exact as anyone reads them, and what scoring
+        # holds (a few numbers per row) then stays bounded however large the data.
+        fraction = min(1.0, EVALUATION_ROWS / counts[TEST])
+        for x, y in rows.encoded(TEST, fraction=fraction):
+            test_y.append(y)
+            outputs.append(network.network_outputs(result.model, x))
+            for name, out in baseline_outputs(stats, models, x).items():
+                reference[name].append(out)
+            if check is None:
+                check = x[:LITERT_CHECK_ROWS], y[:LITERT_CHECK_ROWS]
+        y_all = np.concatenate(test_y)
+        log_pass("test pass (network and baselines)", rows_read, started)
+    return Fitted(
+        task=schema.task,
+        features=schema.features,
+        target=schema.target,
+        summary=schema.summary,
+        stats=stats,
+        result=result,
+        rows=RowCounts(train=counts[TRAIN], validation=counts[VALIDATION], test=counts[TEST]),
+        test_y=y_all,
+        test_outputs=np.concatenate(outputs),
+        reference={
+            name: evaluate(stats, y_all, np.concatenate(parts)) for name, parts in reference.items()
+        },
+        baselines=fitted_baselines,
+        check_rows=check if check is not None else (np.zeros((0, stats.input_width)), y_all),
+        params=params,
+    )
