@@ -26,6 +26,7 @@ from benchmarks.bundle import TrainingFailed, describe, train_bundle
 from benchmarks.catalog import service_spec
 from benchmarks.machine import describe_machine
 from benchmarks.measure import check_answers, readyz_body
+from benchmarks.options import positive_int
 from benchmarks.process import (
     HOST,
     Pinning,
@@ -59,31 +60,24 @@ class CannotRun(RuntimeError):
     """The soak could not be measured at all (exit status 2)."""
 
 
-def _positive(text: str) -> int:
-    value = int(text.replace(",", "").replace("_", ""))
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command line."""
     p = argparse.ArgumentParser(prog="scripts/soak.sh", description=__doc__.split("\n")[0])
-    p.add_argument("--duration", type=_positive, default=60, help="seconds measured (60)")
+    p.add_argument("--duration", type=positive_int, default=60, help="seconds measured (60)")
     p.add_argument(
         "--max-requests",
-        type=_positive,
+        type=positive_int,
         default=2_000_000,
         help="stop once this many requests were answered, even before --duration (2,000,000)",
     )
-    p.add_argument("--concurrency", type=_positive, default=64, help="connections (64)")
-    p.add_argument("--rows", type=_positive, default=1, help="rows per request (1)")
+    p.add_argument("--concurrency", type=positive_int, default=64, help="connections (64)")
+    p.add_argument("--rows", type=positive_int, default=1, help="rows per request (1)")
     p.add_argument(
         "--mix",
         action="store_true",
         help=f"make every {MIX_EVERY}th request {MIX_ROWS} rows instead of --rows",
     )
-    p.add_argument("--warmup", type=_positive, default=5, help="seconds of warm-up (5)")
+    p.add_argument("--warmup", type=positive_int, default=5, help="seconds of warm-up (5)")
     p.add_argument("--runtime", choices=RUNTIMES, default="litert", help="MODEL_RUNTIME (litert)")
     p.add_argument("--log-level", choices=LOG_LEVELS, default="warning", help="LOG_LEVEL (warning)")
     p.add_argument(
@@ -92,7 +86,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="serve this bundle (models/<name>/<version> or models/<name>, diabetes features) "
         "instead of training one",
     )
-    p.add_argument("--epochs", type=_positive, default=30, help="epochs of the trained bundle")
+    p.add_argument("--epochs", type=positive_int, default=30, help="epochs of the trained bundle")
     p.add_argument("--no-pin", action="store_true", help="do not pin server and wrk to CPUs")
     p.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results")
     return p.parse_args(argv)

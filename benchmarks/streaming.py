@@ -35,6 +35,7 @@ import numpy as np
 import psutil
 
 from benchmarks.machine import describe_machine
+from benchmarks.options import add_run_files, positive_int
 from benchmarks.process import stop_on_signals
 from benchmarks.report import finish_record
 
@@ -88,13 +89,6 @@ class CannotRun(RuntimeError):
     """The measurement could not be taken (exit status 2)."""
 
 
-def _positive_int(text: str) -> int:
-    value = int(text.replace(",", "").replace("_", ""))
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def _positive_float(text: str) -> float:
     value = float(text.replace(",", "").replace("_", ""))
     if not value > 0 or not math.isfinite(value):
@@ -116,7 +110,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
     )
     p.add_argument(
         "--budget-mb",
-        type=_positive_int,
+        type=positive_int,
         default=1536,
         help="memory budget: the peak RSS of training must stay below it (1536)",
     )
@@ -128,33 +122,21 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str
         help="the CSV data is this many times the budget (3: 4.5 GB with the default budget)",
     )
     size.add_argument("--size-mb", type=_positive_float, help="the CSV data's size, directly")
-    p.add_argument("--shards", type=_positive_int, default=8, help="CSV files written (8)")
+    p.add_argument("--shards", type=positive_int, default=8, help="CSV files written (8)")
     p.add_argument(
         "--single-file",
         action="store_true",
         help="write one CSV and pass its path instead of the directory (the in-memory path, "
         "for comparison; implies --shards 1)",
     )
-    p.add_argument("--batch-size", type=_positive_int, default=1024, help="training batch (1024)")
+    p.add_argument("--batch-size", type=positive_int, default=1024, help="training batch (1024)")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated data (0)")
-    p.add_argument(
-        "--workdir",
-        type=Path,
-        help="keep the data (and the bundle and logs) here, and reuse data of the right size "
-        "on the next run (default: a temporary directory, removed at the end)",
-    )
-    p.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    p.add_argument(
-        "--timeout",
-        type=_positive_int,
-        default=3600,
-        help="seconds after which training is killed and the run fails (3600)",
-    )
-    p.add_argument(
-        "--results",
-        type=Path,
-        default=REPO / "benchmarks" / "results",
-        help="where the JSON goes (benchmarks/results)",
+    add_run_files(
+        p,
+        workdir="keep the data (and the bundle and logs) here, and reuse data of the right size "
+        "on the next run",
+        timeout=3600,
+        killed="seconds after which training is killed and the run fails",
     )
     args = p.parse_args(argv)
     if args.single_file:

@@ -44,6 +44,7 @@ import numpy as np
 import psutil
 
 from benchmarks.machine import describe_machine
+from benchmarks.options import add_run_files, positive_int
 from benchmarks.process import stop_on_signals
 from benchmarks.report import finish_record
 from benchmarks.streaming import logged_rate, tree_rss
@@ -135,13 +136,6 @@ class CannotRun(RuntimeError):
     """The measurement could not be taken (exit status 2)."""
 
 
-def _positive_int(text: str) -> int:
-    value = int(text.replace(",", "").replace("_", ""))
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def _contenders(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in NAMES]
@@ -165,7 +159,7 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
         epilog="Arguments after `--` are passed to both `python -m training` contenders.",
     )
     p.add_argument(
-        "--rows", type=_positive_int, default=1_000_000, help="rows of generated data (1,000,000)"
+        "--rows", type=positive_int, default=1_000_000, help="rows of generated data (1,000,000)"
     )
     p.add_argument(
         "--contenders",
@@ -175,29 +169,17 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     )
     p.add_argument(
         "--batch32-epochs",
-        type=_positive_int,
+        type=positive_int,
         default=2,
         help="--epochs of project-batch32, so that it stays bounded (2)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the data and the split (0)")
-    p.add_argument(
-        "--workdir",
-        type=Path,
-        help="keep the data, bundles and logs here, and reuse data of the same rows and seed "
-        "on the next run (default: a temporary directory, removed at the end)",
-    )
-    p.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    p.add_argument(
-        "--timeout",
-        type=_positive_int,
-        default=1800,
-        help="seconds after which a contender is killed (1800, per contender)",
-    )
-    p.add_argument(
-        "--results",
-        type=Path,
-        default=REPO / "benchmarks" / "results",
-        help="where the JSON goes (benchmarks/results)",
+    add_run_files(
+        p,
+        workdir="keep the data, bundles and logs here, and reuse data of the same rows and seed "
+        "on the next run",
+        timeout=1800,
+        killed="seconds after which a contender is killed, per contender",
     )
     return p.parse_args(argv), extra
 
@@ -485,10 +467,10 @@ def child_main(argv: Sequence[str]) -> int:
     p.add_argument("kind", choices=["keras", "boosting"])
     p.add_argument("--data", required=True)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=_positive_int, default=32)
-    p.add_argument("--epochs", type=_positive_int, default=KERAS_EPOCHS)
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--epochs", type=positive_int, default=KERAS_EPOCHS)
     p.add_argument("--learning-rate", type=float, default=1e-3)
-    p.add_argument("--steps-per-execution", type=_positive_int, default=1)
+    p.add_argument("--steps-per-execution", type=positive_int, default=1)
     args = p.parse_args(argv)
     result = keras_child(args) if args.kind == "keras" else boosting_child(args)
     sys.stdout.write(json.dumps(result) + "\n")
