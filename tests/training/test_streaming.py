@@ -15,7 +15,7 @@ from tests.helpers.data import MESSY_DROP, write_shards
 from training.data import TEST_FRACTION, VALIDATION_FRACTION, load_dataset
 from training.errors import TrainingError
 from training.preprocess import fit_stats
-from training.scan import StreamSchema, _Reservoir, fit_stream_stats, scan_schema
+from training.scan import StreamSchema, fit_stream_stats, scan_schema
 from training.sources import (
     TEST,
     TRAIN,
@@ -24,6 +24,7 @@ from training.sources import (
     resolve_shards,
     split_codes,
 )
+from training.tallies import Reservoir
 
 SEED = 11
 CHUNK = 37  # rows per chunk: far fewer than a shard, and not a divisor of one
@@ -193,7 +194,7 @@ def test_a_regression_target_with_text_names_the_shard_and_row(tmp_path: Path) -
 
 def test_the_baseline_sample_is_bounded_uniform_and_reproducible() -> None:
     def sample(seed: int) -> np.ndarray:
-        reservoir = _Reservoir(size=500, seed=seed)
+        reservoir = Reservoir(size=500, seed=seed)
         for start in range(0, 20_000, 1_234):
             stop = min(start + 1_234, 20_000)
             reservoir.add(pd.DataFrame({"i": np.arange(start, stop, dtype=np.float64)}))
