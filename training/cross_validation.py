@@ -22,6 +22,9 @@ def cross_validate(
 ) -> tuple[dict[str, Spread], int]:
     """Score `config.cv_folds` folds of `rows`; return each metric's mean and standard deviation
     and the median epoch early stopping kept, for training the final model on all rows."""
+    import tensorflow as tf
+
+    from training import loop
     from training import model as network
 
     k = config.cv_folds
@@ -34,8 +37,9 @@ def cross_validate(
         fit_rows, held = rows.iloc[fit_at], rows.iloc[held_at]
         train, validation = split_rows(dataset, fit_rows, VALIDATION_FRACTION, params.seed)
         stats = fit_stats(dataset, train, config.min_category_count)
-        result = network.train(
-            *model_inputs(stats, train),
+        result = loop.fit_arrays(
+            tf.distribute.get_strategy(),
+            model_inputs(stats, train),
             stats.target,
             params,
             validation=model_inputs(stats, validation),

@@ -6,11 +6,10 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
-from app.bundle import PreprocessingStats, RowCounts
-from training.config import Plan, TrainConfig
+from app.bundle import RowCounts
+from training.config import TrainConfig
 from training.cost import RunCost
 from training.data import load_dataset, split_dataset
 from training.errors import TrainingError
@@ -19,7 +18,7 @@ from training.fitted import LITERT_CHECK_ROWS, Fitted, plan_for
 from training.preprocess import fit_stats, model_inputs
 
 if TYPE_CHECKING:
-    from training.model import TrainResult
+    pass
 
 
 logger = logging.getLogger(__name__)
@@ -76,14 +75,12 @@ def fit_in_memory(config: TrainConfig, cost: RunCost) -> Fitted:
     _release_memory()
 
     # TensorFlow is imported only now, so bad input is reported in well under a second.
-    from training import distributed
+    from training import distributed, loop
     from training import model as network
 
     strategy = distributed.make_strategy(config.distribute)
     with cost.phase("fit"):
-        result = _fit_arrays(
-            config, strategy, stats, params, train_xy=train_xy, validation=validation
-        )
+        result = loop.fit_arrays(strategy, train_xy, stats.target, params, validation)
     with cost.phase("evaluation"):
         test_outputs = network.network_outputs(result.model, test_xy[0])
         reference, fitted_baselines = baselines(stats, train_xy, test_xy, params.seed)
@@ -118,34 +115,3 @@ def _release_memory() -> None:
     pa.default_memory_pool().release_unused()
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-def _fit_arrays(
-    config: TrainConfig,
-    strategy: object,
-    stats: PreprocessingStats,
-    params: Plan,
-    *,
-    train_xy: tuple[np.ndarray, np.ndarray],
-    validation: tuple[np.ndarray, np.ndarray] | None,
-) -> TrainResult:
-    """The network fitted on encoded arrays: `model.fit` on one process, else the loop."""
-    from training import distributed
-    from training import model as network
-
-    if config.distribute == "none":
-        return network.train(*train_xy, stats.target, params, validation=validation)
-    weights = network.class_weights(train_xy[1], stats.target) if params.balance_classes else None
-    return distributed.fit(
-        strategy,
-        distributed.TrainingRows(
-            chunks=distributed.array_chunks(*train_xy),
-            count=len(train_xy[1]),
-            input_width=stats.input_width,
-            validation=None if validation is None else lambda: iter([validation]),
-            class_weights=weights,
-            shuffle_buffer=config.shuffle_buffer,
-        ),
-        stats.target,
-        params,
-    )

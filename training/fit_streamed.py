@@ -82,7 +82,7 @@ def _train_streamed(
     rows: ShardRows,
 ) -> Fitted:
     """The streamed fit and test pass, over rows read from the shards or their cache."""
-    from training import distributed
+    from training import distributed, loop
     from training import model as network
 
     strategy = distributed.make_strategy(config.distribute)
@@ -92,9 +92,9 @@ def _train_streamed(
     if params.balance_classes and fitted.class_counts is not None:
         weights = network.balanced_weights(fitted.class_counts)
     with cost.phase("fit"):
-        result = distributed.fit(
+        result = loop.fit(
             strategy,
-            distributed.TrainingRows(
+            loop.TrainingRows(
                 chunks=lambda pipeline, pipelines: rows.encoded(
                     TRAIN, pipeline, pipelines, threads=False
                 ),

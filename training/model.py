@@ -1,10 +1,10 @@
-"""The network: build, train with early stopping, export as a SavedModel."""
+"""The network: build it, what a fit leaves, and export as a SavedModel (the loop that fits it
+is `training.loop`)."""
 
 from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,79 +73,6 @@ def loss_name(target: Target) -> str:
     if not isinstance(target, ClassificationTarget):
         return "mse"
     return "binary_crossentropy" if target.output_width == 1 else "sparse_categorical_crossentropy"
-
-
-class _EpochLog(keras.callbacks.Callback):  # type: ignore[misc]
-    """One log line per epoch, with its training speed: long runs show progress without
-    Keras's progress bar, and the run records what an epoch costs."""
-
-    def __init__(self, epochs: int, rows: int) -> None:
-        super().__init__()
-        self.epochs, self.rows = epochs, rows
-        self.rows_per_second: list[float] = []
-        self._started = self._fitted = 0.0
-
-    def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-        self._started = self._fitted = time.perf_counter()
-
-    def on_test_begin(self, logs: dict[str, float] | None = None) -> None:
-        self._fitted = time.perf_counter()  # the epoch's validation pass starts
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-        fitted = (self._fitted if self._fitted > self._started else time.perf_counter()) - (
-            self._started
-        )
-        self.rows_per_second.append(self.rows / max(fitted, 1e-9))
-        scores = ", ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items())
-        logger.info(
-            "epoch %d/%d (%.0f training rows/s): %s",
-            epoch + 1,
-            self.epochs,
-            self.rows_per_second[-1],
-            scores,
-        )
-
-
-def train(
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    target: Target,
-    params: Plan,
-    validation: tuple[np.ndarray, np.ndarray] | None = None,
-) -> TrainResult:
-    """Fit on encoded arrays. With `validation`, stop when its loss stops improving and keep the
-    best weights; without, run exactly `params.epochs` epochs."""
-    seed_everything(params.seed)
-    model = build_model(x_train.shape[1], target, params)
-    epoch_log = _EpochLog(params.epochs, len(x_train))
-    callbacks: list[Any] = [epoch_log]
-    if validation is not None:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=params.patience, restore_best_weights=True
-            )
-        )
-    history = model.fit(
-        x_train,
-        y_train,
-        validation_data=validation,
-        epochs=params.epochs,
-        batch_size=params.batch_size,
-        class_weight=class_weights(y_train, target) if params.balance_classes else None,
-        callbacks=callbacks,
-        verbose=0,
-        shuffle=True,
-    )
-    curves = {k: [float(v) for v in values] for k, values in history.history.items()}
-    watched = curves.get("val_loss", curves["loss"])
-    best_epoch = int(np.argmin(watched)) + 1 if validation is not None else len(watched)
-    logger.info("trained %d epochs; kept epoch %d", len(watched), best_epoch)
-    return TrainResult(
-        model=model,
-        history=curves,
-        best_epoch=best_epoch,
-        rows_per_second=epoch_log.rows_per_second,
-    )
 
 
 def class_weights(y: np.ndarray, target: Target) -> dict[int, float] | None:

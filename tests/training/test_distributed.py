@@ -75,21 +75,21 @@ def test_the_loop_gives_the_same_weights_under_any_one_host_strategy() -> None:
     what the default strategy fits."""
     import tensorflow as tf
 
-    from training import distributed
+    from training import distributed, loop
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(600, 4)).astype(np.float32)
     y = (x @ np.array([1.0, -2.0, 0.5, 0.0]) + 0.1 * rng.normal(size=600)).astype(np.float32)
-    rows = distributed.TrainingRows(
-        chunks=distributed.array_chunks(x[:500], y[:500], chunk_rows=128),
+    rows = loop.TrainingRows(
+        chunks=loop.array_chunks(x[:500], y[:500], chunk_rows=128),
         count=500,
         input_width=4,
         validation=lambda: iter([(x[500:], y[500:])]),
     )
     target = RegressionTarget(name="y", mean=0.0, std=1.0)
     params = Hyperparameters(epochs=4, batch_size=50, seed=3).for_rows(500)
-    plain = distributed.fit(tf.distribute.get_strategy(), rows, target, params)
-    mirrored = distributed.fit(distributed.make_strategy("mirrored"), rows, target, params)
+    plain = loop.fit(tf.distribute.get_strategy(), rows, target, params)
+    mirrored = loop.fit(distributed.make_strategy("mirrored"), rows, target, params)
     assert plain.history["val_loss"][-1] < plain.history["val_loss"][0]
     for key in ("loss", "val_loss"):
         assert plain.history[key] == pytest.approx(mirrored.history[key])
