@@ -70,6 +70,14 @@ class Settings(BaseSettings):
     """After SIGTERM, how long requests in flight and queued batches get to finish before the
     process exits. Keep it below the orchestrator's grace period (Kubernetes' default: 30 s)."""
 
+    cost_per_cpu_hour: float | None = Field(default=None, gt=0)
+    """What a CPU-hour costs, in any currency: the live cost per million predictions is then
+    shown (landing page, GET /model, /metrics) beside the CPU-seconds. Unset: CPU-seconds only."""
+
+    cost_window_seconds: float = Field(default=60.0, gt=0)
+    """The span the live cost figures cover: CPU-seconds per 1,000 predictions over about the
+    last this many seconds."""
+
     api_keys: str = Field(default="", repr=False)
     """Comma-separated API keys. When any is set, prediction and model endpoints need
     `Authorization: Bearer <key>` or `X-API-Key: <key>`; probes and /metrics stay open."""

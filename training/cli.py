@@ -10,6 +10,7 @@ from pathlib import Path
 
 from app.bundle import BundleError, list_versions, read_metadata
 from training.config import Hyperparameters, TrainConfig
+from training.cost import RunCost
 from training.data import BUILTIN_SOURCES
 from training.errors import TrainingError
 from training.memory import parse_size
@@ -96,7 +97,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--shuffle-buffer",
         type=_at_least(1),
         default=config.shuffle_buffer,
-        help="rows in the shuffle buffer when streaming or distributing (default: %(default)s)",
+        help="streamed data: rows pooled and shuffled together by each input pipeline (in "
+        "memory every epoch shuffles all rows) (default: %(default)s)",
     )
     p.add_argument(
         "--target", default=config.target, help="column to predict (default: %(default)s)"
@@ -133,6 +135,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--quantize",
         action="store_true",
         help="also write a dynamic-range quantised LiteRT flatbuffer (served on request)",
+    )
+    p.add_argument(
+        "--cost-per-cpu-hour",
+        type=_positive_float,
+        metavar="PRICE",
+        help="what a CPU-hour costs you, in any currency: the run's cost and the cost per million "
+        "predictions are then shown and recorded too (default: CPU-seconds only)",
     )
     p.add_argument("--model-dir", type=Path, default=config.model_dir)
     p.add_argument("--model-name", default=config.model_name)
@@ -183,6 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         min_category_count=args.min_category_count,
         cv_folds=args.cv,
         quantize=args.quantize,
+        cost_per_cpu_hour=args.cost_per_cpu_hour,
         model_dir=args.model_dir,
         model_name=args.model_name,
         stream=args.stream,
@@ -202,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
     )
     try:
-        version_dir = run(config)
+        version_dir = run(config, RunCost.since_process_start())
     except (TrainingError, BundleError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

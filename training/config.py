@@ -80,6 +80,9 @@ class TrainConfig:
     """k-fold cross-validation on the non-test rows first when at least 2."""
     quantize: bool = False
     """Also write a dynamic-range quantised LiteRT flatbuffer and score it on the test split."""
+    cost_per_cpu_hour: float | None = None
+    """The user's price of a CPU-hour, in their currency: the run's cost and the cost per
+    million predictions are then recorded too. None: CPU-seconds only, never a made-up price."""
     model_dir: Path = Path("models")
     model_name: str = "default"
     params: Hyperparameters = field(default_factory=Hyperparameters)
@@ -88,7 +91,8 @@ class TrainConfig:
     distribute: Literal["none", "mirrored", "multi-worker"] = "none"
     """`tf.distribute` strategy: all of this host's GPUs, or the workers TF_CONFIG lists."""
     shuffle_buffer: int = 10_000
-    """Streamed or distributed training: rows in the shuffle buffer of each input pipeline."""
+    """Streamed data: rows each input pipeline pools and shuffles together (in memory, every
+    epoch shuffles all the rows)."""
     chunk_rows: int = CHUNK_ROWS
     """Streamed data: rows read and encoded at a time."""
     cache: bool = True

@@ -13,8 +13,12 @@ from app.bundle import (
     SAVED_MODEL_DIR,
     STATS_FILE,
     ClassificationTarget,
+    Cost,
     Metadata,
+    RuntimeCost,
+    TrainingCost,
     publish_version,
+    storage,
     write_json,
 )
 from training.config import TrainConfig
@@ -26,14 +30,15 @@ from training.fit_in_memory import fit_in_memory
 from training.fit_streamed import fit_streamed
 from training.fitted import Fitted
 from training.memory import with_data_path
-from training.report import write_report
+from training.report import write_card, write_plots
 
 logger = logging.getLogger(__name__)
 
 
-def run(config: TrainConfig) -> Path | None:
+def run(config: TrainConfig, cost: RunCost | None = None) -> Path | None:
     """Train one bundle and publish it as the next version; return its directory, or None on a
-    worker of a multi-worker cluster that is not the chief (the chief publishes)."""
+    worker of a multi-worker cluster that is not the chief (the chief publishes). `cost` is
+    what measures the run (default: from this call on)."""
     if config.cv_folds and (config.streamed or config.distribute != "none"):
         raise TrainingError(
             "--cv needs the data in memory and one process: drop --stream "
@@ -42,7 +47,7 @@ def run(config: TrainConfig) -> Path | None:
     if config.stream and str(config.data or DEFAULT_SOURCE) in BUILTIN_SOURCES:
         raise TrainingError("--stream reads files; the built-in data sets are small, drop it")
     config = with_data_path(config)
-    cost = RunCost()
+    cost = cost or RunCost()
     fitted = fit_streamed(config, cost) if config.streamed else fit_in_memory(config, cost)
     from training.distributed import is_chief
 
@@ -54,20 +59,30 @@ def run(config: TrainConfig) -> Path | None:
 
 def _publish(config: TrainConfig, fitted: Fitted, cost: RunCost) -> Path:
     from training import model as network
+    from training.importance import permutation_importance
     from training.litert import export_flatbuffers
+    from training.serving_cost import measure, runtimes_of
 
     stats, params, result = fitted.stats, fitted.params, fitted.result
     test = evaluate(stats, fitted.test_y, fitted.test_outputs)
     primary = PRIMARY_METRIC[fitted.task]
     beats = test.metrics[primary] > fitted.reference["linear"].metrics[primary]
     model_dir = config.model_dir / config.model_name
+    check_x, check_y = fitted.check_rows
     with publish_version(model_dir) as (scratch, version):
         with cost.phase("export"):
             network.export_saved_model(result.model, scratch / SAVED_MODEL_DIR)
             litert, litert_quantized = export_flatbuffers(
-                scratch, stats, *fitted.check_rows, config.quantize
+                scratch, stats, check_x, check_y, config.quantize
             )
             write_json(scratch / STATS_FILE, stats)
+        runtimes = runtimes_of(scratch, litert, litert_quantized)
+        with cost.phase("serving_cost"):
+            serving = measure(runtimes, check_x, config.cost_per_cpu_hour)
+        with cost.phase("importance"):
+            importance = permutation_importance(
+                next(iter(runtimes.values())), stats, fitted.check_rows, primary, seed=params.seed
+            )
         versions = network.versions()
         metadata = Metadata(
             name=config.model_name,
@@ -102,6 +117,7 @@ def _publish(config: TrainConfig, fitted: Fitted, cost: RunCost) -> Path:
                 "test_rows_scored": len(fitted.test_y),
                 **fitted.baselines.record(),
             },
+            feature_importance=importance,
             tensorflow_version=versions["tensorflow"],
             keras_version=versions["keras"],
         )
@@ -112,20 +128,59 @@ def _publish(config: TrainConfig, fitted: Fitted, cost: RunCost) -> Path:
             else (target.to_units(fitted.test_y), target.to_units(fitted.test_outputs))
         )
         with cost.phase("report"):
-            write_report(scratch / REPORT_DIR, metadata, result.history, actual_vs_predicted)
+            images = write_plots(
+                scratch / REPORT_DIR, metadata, result.history, actual_vs_predicted
+            )
         # Last, so that the record covers the whole run, report included.
-        figures = cost.record(result.rows_per_second)
-        metadata = metadata.model_copy(update={"training": {**metadata.training, **figures}})
-        write_json(scratch / METADATA_FILE, metadata)
+        training = cost.training(result.rows_per_second, config.cost_per_cpu_hour)
+        metadata = metadata.model_copy(
+            update={
+                "training": {**metadata.training, **cost.record(training, result.rows_per_second)}
+            }
+        )
+        metadata = _write_with_storage(
+            scratch,
+            metadata,
+            images,
+            training=training,
+            serving=serving,
+            cost_per_cpu_hour=config.cost_per_cpu_hour,
+        )
+    t = training
     logger.info(
         "cost: %.1f s wall, %.1f CPU-s, peak RSS %.0f MB; %s",
-        figures["wall_seconds"],
-        figures["cpu_seconds"],
-        figures["peak_rss_mb"],
-        ", ".join(
-            f"{k.removeprefix('seconds_')} {v:.1f} s"
-            for k, v in figures.items()
-            if k.startswith("seconds_")
-        ),
+        t.wall_seconds,
+        t.cpu_seconds,
+        t.peak_rss_mb,
+        ", ".join(f"{name} {p.wall_seconds:.1f} s" for name, p in t.phases.items()),
     )
     return model_dir / str(version)
+
+
+def _write_with_storage(
+    scratch: Path,
+    metadata: Metadata,
+    images: dict[str, bytes],
+    *,
+    training: TrainingCost,
+    serving: dict[str, RuntimeCost],
+    cost_per_cpu_hour: float | None,
+) -> Metadata:
+    """Write the card and the metadata with the version's bytes on disk in them. Those bytes
+    include the two files themselves, so write and measure until the figures stop changing
+    (the second round, or the third when a size gains a digit)."""
+    measured = storage(scratch)
+    for _ in range(5):
+        cost = Cost(
+            training=training,
+            storage=measured,
+            serving=serving,
+            cost_per_cpu_hour=cost_per_cpu_hour,
+        )
+        metadata = metadata.model_copy(update={"cost": cost})
+        write_card(scratch / REPORT_DIR, metadata, images)
+        write_json(scratch / METADATA_FILE, metadata)
+        measured = storage(scratch)
+        if measured == cost.storage:
+            return metadata
+    raise TrainingError("the bundle's size kept changing while its metadata was written")

@@ -16,11 +16,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from app.bundle import MODEL_CARD_FILE, Metadata
+from app.bundle import MODEL_CARD_FILE, FeatureImportance, Metadata
 
 LEARNING_CURVE_FILE = "learning_curve.png"
 PREDICTIONS_FILE = "predicted_vs_actual.png"
 CONFUSION_FILE = "confusion_matrix.png"
+IMPORTANCE_FILE = "feature_importance.png"
+IMPORTANCE_BARS = 20
+"""Features drawn in the importance chart at most (the table lists them all)."""
 _MODELS = ("network", "boosting", "linear", "trivial")
 SCATTER_POINTS = 5_000
 
@@ -35,6 +38,7 @@ def comparison_table(metadata: Metadata) -> str:
     if boosting := boosting_verdict(metadata):
         lines.append(boosting)
     lines.extend(_flatbuffer_lines(metadata))
+    lines.extend(cost_lines(metadata))
     return "\n".join(lines)
 
 
@@ -85,6 +89,41 @@ def _flatbuffer_lines(metadata: Metadata) -> list[str]:
     return lines
 
 
+def cost_lines(metadata: Metadata) -> list[str]:
+    """What the model cost to train, what it takes on disk, and what a prediction costs."""
+    cost = metadata.cost
+    if cost is None:
+        return []
+    t = cost.training
+    lines = [
+        f"training cost: {t.wall_seconds:.1f} s wall, {t.cpu_seconds:.1f} CPU-seconds"
+        f"{_priced(t.price, cost.cost_per_cpu_hour)}, peak RSS {t.peak_rss_mb:,.0f} MB, on "
+        f"{t.machine.cpu_model} ({t.machine.cores} cores)",
+        f"storage: {_size(cost.storage.total_bytes)} in all ("
+        + ", ".join(f"{name} {_size(b)}" for name, b in cost.storage.files.items())
+        + f"); a LiteRT-only service reads {_size(cost.storage.litert_serving_bytes)}",
+    ]
+    for name, r in cost.serving.items():
+        price = "" if r.price_per_million is None else f", {r.price_per_million:.4g} per million"
+        lines.append(
+            f"serving cost, {name} in-process: {r.microseconds_per_call_1_row:,.0f} us per "
+            f"1-row call, {r.microseconds_per_call_1000_rows:,.0f} us per 1,000-row call, "
+            f"{r.predictions_per_cpu_second:,.0f} predictions per CPU-second{price}"
+        )
+    return lines
+
+
+def _priced(price: float | None, per_hour: float | None) -> str:
+    return "" if price is None else f" (costing {price:.4g} at {per_hour:g} per CPU-hour)"
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("MB", 1e6), ("kB", 1e3)):
+        if count >= scale:
+            return f"{count / scale:,.1f} {unit}"
+    return f"{count} B"
+
+
 def _metric_rows(metadata: Metadata) -> list[list[str]]:
     evaluations = {"network": metadata.test, **metadata.baselines}
     return [
@@ -104,24 +143,31 @@ def _identifiers_note(names: Sequence[str]) -> str:
     )
 
 
-def write_report(
+def write_plots(
     directory: Path,
     metadata: Metadata,
     history: dict[str, list[float]],
     actual_vs_predicted: tuple[np.ndarray, np.ndarray] | None,
-) -> None:
-    """Write the plots as PNG files and the model card, which embeds them, into `directory`."""
+) -> dict[str, bytes]:
+    """Write the plots as PNG files into `directory`; return them for the card to embed."""
     directory.mkdir(parents=True, exist_ok=True)
     plots = {LEARNING_CURVE_FILE: _learning_curve(history)}
     if actual_vs_predicted is not None:
         plots[PREDICTIONS_FILE] = _scatter(*actual_vs_predicted, metadata.target)
     elif metadata.test.confusion_matrix is not None and metadata.classes is not None:
         plots[CONFUSION_FILE] = _confusion(metadata.test.confusion_matrix, metadata.classes)
+    if metadata.feature_importance is not None:
+        plots[IMPORTANCE_FILE] = _importance(metadata.feature_importance)
     images = {}
     for name, figure in plots.items():
         png = _png(figure)
         (directory / name).write_bytes(png)
         images[name] = png
+    return images
+
+
+def write_card(directory: Path, metadata: Metadata, images: dict[str, bytes]) -> None:
+    """The one-page model card, with the plots embedded: it opens from a file or over HTTP."""
     (directory / MODEL_CARD_FILE).write_text(_card(metadata, images), encoding="utf-8")
 
 
@@ -153,6 +199,24 @@ def _scatter(actual: np.ndarray, predicted: np.ndarray, target: str) -> Figure:
     axes.plot([low, high], [low, high], color="grey", linewidth=1, linestyle="--")
     axes.set(xlabel=f"actual {target}", ylabel=f"predicted {target}", title="Test split")
     axes.grid(alpha=0.3)
+    return figure
+
+
+def _importance(importance: FeatureImportance) -> Figure:
+    shown = list(importance.features.items())[:IMPORTANCE_BARS][::-1]  # largest at the top
+    figure, axes = plt.subplots(figsize=(6, 0.3 * len(shown) + 1.2))
+    axes.barh(
+        [name for name, _ in shown],
+        [s.mean for _, s in shown],
+        xerr=[s.std for _, s in shown],
+        color="#4c78a8",
+    )
+    axes.axvline(0, color="grey", linewidth=1)
+    axes.set(
+        xlabel=f"drop in test {importance.metric} when shuffled",
+        title="Permutation importance",
+    )
+    axes.grid(alpha=0.3, axis="x")
     return figure
 
 
@@ -197,11 +261,7 @@ def _card(metadata: Metadata, images: dict[str, bytes]) -> str:
         f"<tr><td>{e(name)}</td><td>{e(reason)}</td></tr>"
         for name, reason in data.dropped_columns.items()
     )
-    figures = "".join(
-        f'<figure><img alt="{e(name)}" src="data:image/png;base64,'
-        f'{base64.b64encode(png).decode()}"></figure>'
-        for name, png in images.items()
-    )
+    figures = "".join(_figure(name, png) for name, png in images.items() if name != IMPORTANCE_FILE)
     cv = ""
     if metadata.cross_validation:
         cv = "<h2>Cross-validation</h2>" + _table(
@@ -231,6 +291,8 @@ TensorFlow {e(metadata.tensorflow_version)}, Keras {e(metadata.keras_version)}</
 {"".join(f"<p>{e(line)}.</p>" for line in _flatbuffer_lines(metadata))}
 <h2>Plots</h2>
 {figures}
+{_importance_section(metadata, images.get(IMPORTANCE_FILE))}
+{_cost_section(metadata)}
 <h2>Data</h2>
 <p>{e(data.source)} (sha256 {e(data.sha256[:16])}&hellip;): {data.rows_read} rows read,
 {data.dropped_missing_target} dropped for a missing target; {metadata.rows.train} train,
@@ -242,6 +304,87 @@ TensorFlow {e(metadata.tensorflow_version)}, Keras {e(metadata.keras_version)}</
 {_table(["parameter", "value"], [[k, str(v)] for k, v in metadata.training.items()])}
 </body></html>
 """
+
+
+def _figure(name: str, png: bytes) -> str:
+    return (
+        f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,'
+        f'{base64.b64encode(png).decode()}"></figure>'
+    )
+
+
+def _importance_section(metadata: Metadata, png: bytes | None) -> str:
+    importance = metadata.feature_importance
+    if importance is None:
+        return ""
+    rows = [[name, f"{s.mean:.4f}", f"{s.std:.4f}"] for name, s in importance.features.items()]
+    return (
+        '<h2 id="importance">Which features the model uses</h2>'
+        f"<p>Permutation importance: the drop in test {html.escape(importance.metric)} when one "
+        f"feature's column is shuffled across {importance.rows:,} test rows, "
+        f"{importance.repeats} times, scored through the {html.escape(importance.runtime)} "
+        "runtime. Near zero: the model does not use the feature.</p>"
+        + (_figure(IMPORTANCE_FILE, png) if png is not None else "")
+        + _table(["feature", "mean drop", "std"], rows)
+    )
+
+
+def _cost_section(metadata: Metadata) -> str:
+    cost = metadata.cost
+    if cost is None:
+        return ""
+    t, per_hour = cost.training, cost.cost_per_cpu_hour
+    priced = per_hour is not None
+    training = [
+        ["wall seconds", f"{t.wall_seconds:,.1f}"],
+        ["CPU-seconds (every thread)", f"{t.cpu_seconds:,.1f}"],
+        ["peak resident memory", f"{t.peak_rss_mb:,.0f} MB"],
+        ["training rows per second (median epoch)", f"{t.train_rows_per_second or 0:,.0f}"],
+        ["machine", f"{t.machine.cpu_model}, {t.machine.cores} cores"],
+    ]
+    if t.price is not None:
+        training.append([f"cost at {per_hour:g} per CPU-hour", f"{t.price:.4g}"])
+    phases = [
+        [name, f"{p.wall_seconds:,.2f}", f"{p.cpu_seconds:,.2f}"] for name, p in t.phases.items()
+    ]
+    storage = [[name, f"{b:,}"] for name, b in cost.storage.files.items()]
+    storage += [
+        ["whole version", f"{cost.storage.total_bytes:,}"],
+        ["what a LiteRT-only service reads", f"{cost.storage.litert_serving_bytes:,}"],
+    ]
+    serving = [
+        [
+            name,
+            f"{r.microseconds_per_call_1_row:,.1f}",
+            f"{r.microseconds_per_call_1000_rows:,.1f}",
+            f"{r.predictions_per_cpu_second:,.0f}",
+            *([f"{r.price_per_million:.4g}"] if r.price_per_million is not None else []),
+        ]
+        for name, r in cost.serving.items()
+    ]
+    price_header = [f"per million at {per_hour:g}/CPU-hour"] if priced else []
+    return (
+        '<h2 id="cost">Cost</h2>'
+        "<p>Measured by this run, never estimated: the process's own clocks and counters.</p>"
+        "<h3>Training</h3>"
+        + _table(["", "value"], training)
+        + _table(["phase", "wall s", "CPU s"], phases)
+        + "<h3>Storage (bytes)</h3>"
+        + _table(["artefact", "bytes"], storage)
+        + "<h3>Serving, per model call in the training process</h3>"
+        "<p>The bundle's runtimes called on encoded test rows: the model alone, no HTTP and no "
+        "parsing (the service's own figure, under real traffic, is on its landing page).</p>"
+        + _table(
+            [
+                "runtime",
+                "us per 1-row call",
+                "us per 1,000-row call",
+                "predictions per CPU-s",
+                *price_header,
+            ],
+            serving,
+        )
+    )
 
 
 def _table(header: list[str], rows: list[list[str]] | None, body: str = "") -> str:

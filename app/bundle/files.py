@@ -12,7 +12,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from app.bundle.errors import BundleError
-from app.bundle.metadata import Metadata
+from app.bundle.metadata import Metadata, StorageCost
 from app.bundle.preprocessing import PreprocessingStats
 
 SAVED_MODEL_DIR = "saved_model"
@@ -25,6 +25,42 @@ MODEL_CARD_FILE = "model_card.html"
 _PARTIAL_PREFIX = ".partial-"
 
 _M = TypeVar("_M", bound=BaseModel)
+
+ARTEFACTS = {
+    "saved_model": SAVED_MODEL_DIR,
+    "litert": LITERT_FILE,
+    "litert_quantized": LITERT_QUANTIZED_FILE,
+    "statistics": STATS_FILE,
+    "metadata": METADATA_FILE,
+    "report": REPORT_DIR,
+}
+"""The bundle's artefacts by name, as the storage cost lists them."""
+LITERT_SERVING = ("litert", "statistics", "metadata")
+"""What a LiteRT-only service reads of a version."""
+
+
+def storage(version_dir: Path) -> StorageCost:
+    """Bytes on disk of each artefact present, of the whole version directory, and of what a
+    LiteRT-only service (the slim image) reads."""
+    files = {
+        name: size
+        for name, relative in ARTEFACTS.items()
+        if (size := _bytes_under(version_dir / relative)) is not None
+    }
+    return StorageCost(
+        files=files,
+        total_bytes=_bytes_under(version_dir) or 0,
+        litert_serving_bytes=sum(files.get(name, 0) for name in LITERT_SERVING),
+    )
+
+
+def _bytes_under(path: Path) -> int | None:
+    """A file's size, or the sizes of every file under a directory; None when absent."""
+    if path.is_file():
+        return path.stat().st_size
+    if not path.is_dir():
+        return None
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def read_stats(version_dir: Path) -> PreprocessingStats:

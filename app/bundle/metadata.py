@@ -63,6 +63,77 @@ class Flatbuffer(Strict):
     """Quantised flatbuffers only: the test metrics when serving with it."""
 
 
+class Machine(Strict):
+    """Where a cost was measured."""
+
+    cpu_model: str
+    cores: int
+    """CPUs the process was allowed to run on."""
+
+
+class PhaseCost(Strict):
+    wall_seconds: float
+    cpu_seconds: float
+
+
+class TrainingCost(Strict):
+    """What the training run took, from the process's own clocks and counters."""
+
+    wall_seconds: float
+    cpu_seconds: float
+    """User and system time of every thread of the process, from the start of the run."""
+    peak_rss_mb: float
+    train_rows_per_second: float | None = None
+    """Median over epochs of training rows over the seconds spent fitting them."""
+    phases: dict[str, PhaseCost]
+    machine: Machine
+    price: float | None = None
+    """cpu_seconds at `Cost.cost_per_cpu_hour`, when one was given."""
+
+
+class RuntimeCost(Strict):
+    """One runtime of the bundle, called in-process on encoded rows at training time."""
+
+    microseconds_per_call_1_row: float
+    microseconds_per_call_1000_rows: float
+    predictions_per_cpu_second: float
+    """Rows predicted per CPU-second of the process, in calls of 1,000 rows."""
+    price_per_million: float | None = None
+    """A million predictions at `Cost.cost_per_cpu_hour`, when one was given."""
+
+
+class StorageCost(Strict):
+    files: dict[str, int]
+    """Artefact -> bytes on disk (a directory counts every file under it)."""
+    total_bytes: int
+    """The whole version directory."""
+    litert_serving_bytes: int
+    """What a LiteRT-only service (the slim image) reads: flatbuffer, statistics, metadata."""
+
+
+class Cost(Strict):
+    """What the model costs: to train, to keep, and to serve. Measured, never estimated."""
+
+    training: TrainingCost
+    storage: StorageCost
+    serving: dict[str, RuntimeCost]
+    """Runtime name (`litert`, `litert-quantized`, `savedmodel`) -> its cost per call."""
+    cost_per_cpu_hour: float | None = None
+    """The price the user gave (`--cost-per-cpu-hour`), in their currency; None: no prices."""
+
+
+class FeatureImportance(Strict):
+    """Permutation importance on the test split: how much the primary metric drops when one
+    feature's column is shuffled (its encoded columns together), over `repeats` shuffles."""
+
+    metric: str
+    rows: int
+    repeats: int
+    runtime: str
+    features: dict[str, Spread]
+    """Feature -> the drop's mean and standard deviation (positive: the model uses it)."""
+
+
 class Metadata(Strict):
     """What a bundle is, where it came from and how good it is."""
 
@@ -84,6 +155,9 @@ class Metadata(Strict):
     rows: RowCounts
     data: DataSummary
     training: dict[str, Label | None]
+    cost: Cost | None = None
+    """Bundles from before cost was recorded have none."""
+    feature_importance: FeatureImportance | None = None
     tensorflow_version: str
     keras_version: str
 

@@ -235,6 +235,17 @@ class PreprocessingStats(Strict):
     def input_width(self) -> int:
         return sum(f.width for f in self.features)
 
+    def input_columns(self) -> dict[str, slice]:
+        """Feature name -> the columns of the model's input it becomes, in `transform`'s
+        layout."""
+        ordered: list[Feature] = [f for f in self.features if isinstance(f, NumericFeature)]
+        ordered += [f for f in self.features if isinstance(f, CategoricalFeature)]
+        spans, start = {}, 0
+        for feature in ordered:
+            spans[feature.name] = slice(start, start + feature.width)
+            start += feature.width
+        return spans
+
     def transform(self, columns: Mapping[str, Sequence[object] | np.ndarray]) -> np.ndarray:
         """Raw columns by feature name (None, NaN or inf meaning missing) -> float32 inputs.
 

@@ -21,6 +21,7 @@ from app.model.predictor import Predictor
 from app.model.reloads import ModelWatcher
 from app.model.state import ServedModel, ServiceState
 from app.ops.api_keys import DOCS_ASSETS, ApiKeys, read_api_keys
+from app.ops.live_cost import LiveCost
 from app.ops.metrics import Metrics
 from app.settings import Settings
 
@@ -36,7 +37,7 @@ def create_app(
     """
     settings = settings or Settings()
     state = ServiceState(default=settings.model_name)
-    telemetry = Metrics()
+    telemetry = Metrics(LiveCost(settings.cost_window_seconds, settings.cost_per_cpu_hour))
     api_keys = ApiKeys(read_api_keys(settings))
 
     def build(predictor: Predictor) -> ServedModel:

@@ -16,11 +16,13 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from app.model.predictor import Predictor
+from app.ops.live_cost import LiveCost
 
 # Latency of answers that take tens of microseconds up to the request timeout.
 LATENCY_BUCKETS = (
@@ -38,8 +40,10 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 class Metrics:
     """Every metric the service exports, named `tabserve_*`."""
 
-    def __init__(self) -> None:
+    def __init__(self, live_cost: LiveCost | None = None) -> None:
         self.registry = registry = CollectorRegistry(auto_describe=True)
+        self.live_cost = live_cost or LiveCost(window_seconds=60.0)
+        registry.register(_LiveCostCollector(self.live_cost))
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
         GCCollector(registry=registry)
@@ -108,6 +112,7 @@ class Metrics:
         if child is None:
             child = self._rows_children[model] = self.rows.labels(model)
         child.inc(rows)
+        self.live_cost.add_rows(rows)
 
     def observe_load(self, model: str, kind: str, *, ok: bool) -> None:
         self.loads.labels(model, kind, "success" if ok else "failure").inc()
@@ -126,3 +131,56 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _LiveCostCollector:
+    """The live cost as gauges, all from one reading per scrape."""
+
+    def __init__(self, live_cost: LiveCost) -> None:
+        self.live_cost = live_cost
+
+    def describe(self) -> list[Metric]:
+        return []  # figures change by scrape: nothing to check at registration
+
+    def collect(self) -> list[Metric]:
+        figures = self.live_cost.figures()
+        found: list[Metric] = [
+            GaugeMetricFamily(
+                "tabserve_cost_window_seconds",
+                "Seconds the live cost figures cover (the newest span of about COST_WINDOW_"
+                "SECONDS).",
+                value=figures.window_seconds,
+            ),
+            GaugeMetricFamily(
+                "tabserve_cost_window_predictions",
+                "Rows predicted in that span, all models.",
+                value=figures.predictions,
+            ),
+        ]
+        # Absent, not NaN, without predictions in the window: no figure beats a made-up one.
+        if figures.cpu_seconds_per_1000_predictions is not None:
+            found.append(
+                GaugeMetricFamily(
+                    "tabserve_cpu_seconds_per_1000_predictions",
+                    "CPU-seconds of the process (every thread: HTTP, parsing, batching, the "
+                    "model) per 1,000 rows predicted, over the live cost window.",
+                    value=figures.cpu_seconds_per_1000_predictions,
+                )
+            )
+        if figures.cost_per_cpu_hour is not None:
+            found.append(
+                GaugeMetricFamily(
+                    "tabserve_cost_per_cpu_hour",
+                    "COST_PER_CPU_HOUR: the price of a CPU-hour the operator gave.",
+                    value=figures.cost_per_cpu_hour,
+                )
+            )
+        if figures.cost_per_million_predictions is not None:
+            found.append(
+                GaugeMetricFamily(
+                    "tabserve_cost_per_million_predictions",
+                    "A million predictions at COST_PER_CPU_HOUR, over the live cost window.",
+                    value=figures.cost_per_million_predictions,
+                )
+            )
+        return found

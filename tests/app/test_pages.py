@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from app.http.factory import create_app
 from app.http.routes.pages import landing_html
 from app.model.loading import load_predictor
+from app.ops.live_cost import LiveCost
 from tests.helpers.service import settings_for
 
 # Any reference a browser would follow: src/href attributes and CSS url(...).
@@ -34,6 +35,8 @@ def test_the_landing_page_shows_the_model_its_metrics_and_links(client: TestClie
     assert re.search(rf'<tr class="primary"><td>r2</td><td class="num">{r2:.4g}</td>', html)
     assert f"{linear:.4g}" in html
     assert "labels (version 1), messy (version 1)" in html  # the other models served
+    assert '<h2 id="cost">Cost</h2>' in html
+    assert "CPU-seconds per 1,000 predictions" in html or "no predictions in the last" in html
     assert set(references(html)) == {
         "/docs", "/redoc", "/model/report", "/model", "/metrics", "/readyz", "/healthz"
     }  # fmt: skip
@@ -42,7 +45,8 @@ def test_the_landing_page_shows_the_model_its_metrics_and_links(client: TestClie
 def test_the_landing_page_escapes_what_it_shows(model_root: Path) -> None:
     predictor = load_predictor(settings_for(model_root))
     hostile = predictor.metadata.model_copy(update={"target": "<script>alert(1)</script>"})
-    html = landing_html(dataclasses.replace(predictor, metadata=hostile), {"<b>x</b>": 2})
+    live = LiveCost(window_seconds=60).figures()
+    html = landing_html(dataclasses.replace(predictor, metadata=hostile), {"<b>x</b>": 2}, live)
     assert "<script>alert" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "&lt;b&gt;x&lt;/b&gt; (version 2)" in html

@@ -8,9 +8,10 @@ from html import escape
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from app.http.dependencies import service_state
+from app.http.dependencies import live_cost, service_state
 from app.http.schemas import error_responses
 from app.model.predictor import Predictor
+from app.ops.live_cost import LiveCostFigures
 
 router = APIRouter(tags=["pages"])
 
@@ -23,6 +24,8 @@ _LINKS = (
     ("/readyz", "Readiness", "200 once every model is loaded"),
     ("/healthz", "Liveness", "200 while the process answers"),
 )
+
+_IMPORTANT_FEATURES = 10
 
 _STYLE = """
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0;
@@ -55,10 +58,10 @@ def landing(request: Request) -> HTMLResponse:
     state = service_state(request)
     predictor = state.require().predictor
     others = {n: s.predictor.version for n, s in state.models.items() if n != predictor.name}
-    return HTMLResponse(landing_html(predictor, others))
+    return HTMLResponse(landing_html(predictor, others, live_cost(request).figures()))
 
 
-def landing_html(predictor: Predictor, others: dict[str, int]) -> str:
+def landing_html(predictor: Predictor, others: dict[str, int], live: LiveCostFigures) -> str:
     meta = predictor.metadata
     name = escape(meta.name)
     facts = {
@@ -89,9 +92,12 @@ def landing_html(predictor: Predictor, others: dict[str, int]) -> str:
 <h1>tabserve</h1>
 <p class="sub">Serving model <strong>{name}</strong>, version {meta.version}.</p>
 <h2>Model</h2>
-<div class="card"><dl>{"".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts.items())}</dl></div>
+<div class="card">{_facts(facts)}</div>
 <h2>Test metrics</h2>
 <div class="card">{_metrics_table(predictor)}</div>
+<h2 id="cost">Cost</h2>
+<div class="card">{_cost_facts(predictor, live)}</div>
+{_importance(predictor)}
 <h2>Where next</h2>
 <ul class="links">{
         "".join(
@@ -125,6 +131,64 @@ def _metrics_table(predictor: Predictor) -> str:
         f"<table><thead><tr><th>metric</th><th>model</th>{head}</tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
+
+
+def _cost_facts(predictor: Predictor, live: LiveCostFigures) -> str:
+    """Live figures from this process (read anew per page load), then what training measured."""
+    per_1000 = live.cpu_seconds_per_1000_predictions
+    now = (
+        f"no predictions in the last {live.window_seconds:,.0f} s"
+        if per_1000 is None
+        else f'<span id="live-cpu-per-1000">{per_1000:.4g}</span> CPU-seconds per 1,000 '
+        f"predictions over the last {live.window_seconds:,.0f} s ({live.predictions:,} rows)"
+    )
+    facts = {"now, in this service": now}
+    if live.cost_per_million_predictions is not None:
+        facts["now, per million predictions"] = (
+            f'<span id="live-cost-per-million">{live.cost_per_million_predictions:.4g}</span> '
+            f"at {live.cost_per_cpu_hour:g} per CPU-hour"
+        )
+    cost = predictor.metadata.cost
+    if cost is None:
+        facts["training"] = "not recorded (a bundle from before costs were measured)"
+        return _facts(facts)
+    t = cost.training
+    priced = "" if t.price is None else f", costing {t.price:.4g}"
+    facts["training"] = (
+        f"{t.wall_seconds:,.1f} s wall, {t.cpu_seconds:,.1f} CPU-seconds{priced}, "
+        f"peak {t.peak_rss_mb:,.0f} MB on {escape(t.machine.cpu_model)} ({t.machine.cores} cores)"
+    )
+    facts["storage"] = (
+        f"{cost.storage.total_bytes:,} bytes; a LiteRT-only service reads "
+        f"{cost.storage.litert_serving_bytes:,}"
+    )
+    for name, r in cost.serving.items():
+        facts[f"model call, {escape(name)}"] = (
+            f"{r.microseconds_per_call_1_row:,.0f} &micro;s for 1 row, "
+            f"{r.microseconds_per_call_1000_rows:,.0f} &micro;s for 1,000; "
+            f"{r.predictions_per_cpu_second:,.0f} predictions per CPU-second"
+        )
+    return _facts(facts)
+
+
+def _importance(predictor: Predictor) -> str:
+    importance = predictor.metadata.feature_importance
+    if importance is None:
+        return ""
+    rows = "".join(
+        f'<tr><td>{escape(name)}</td><td class="num">{s.mean:.4g}</td>'
+        f'<td class="num">{s.std:.2g}</td></tr>'
+        for name, s in list(importance.features.items())[:_IMPORTANT_FEATURES]
+    )
+    return (
+        '<h2 id="importance">Features the model uses most</h2><div class="card">'
+        f"<table><thead><tr><th>feature</th><th>drop in test {escape(importance.metric)} when "
+        f"shuffled</th><th>std</th></tr></thead><tbody>{rows}</tbody></table></div>"
+    )
+
+
+def _facts(facts: dict[str, str]) -> str:
+    return f"<dl>{''.join(f'<dt>{k}</dt><dd>{v}</dd>' for k, v in facts.items())}</dl>"
 
 
 def _number(value: float | None) -> str:

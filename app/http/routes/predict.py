@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
@@ -9,13 +10,19 @@ from fastapi.responses import HTMLResponse
 from starlette.routing import Match, Route
 from starlette.types import Scope
 
-from app.bundle import MODEL_CARD_FILE, REPORT_DIR, Decoded, ServedMetadata
+from app.bundle import MODEL_CARD_FILE, REPORT_DIR, Decoded
 from app.errors import InvalidInput, NotFound
 from app.http.codecs import tabular
 from app.http.codecs.json_body import documented_body, parse_json, reject_duplicate_features
-from app.http.dependencies import current_predictor, service_state
+from app.http.dependencies import current_predictor, live_cost, service_state
 from app.http.responses import json_response
-from app.http.schemas import ErrorResponse, PredictRequest, PredictResponse, error_responses
+from app.http.schemas import (
+    ErrorResponse,
+    ModelDescription,
+    PredictRequest,
+    PredictResponse,
+    error_responses,
+)
 from app.model.predictor import Predictor
 
 router = APIRouter(tags=["prediction"])
@@ -100,11 +107,14 @@ def prediction_body(decoded: Decoded, predictor: Predictor) -> dict[str, Any]:
 
 
 @router.get("/model", responses=error_responses(503))
-def model_metadata(predictor: CurrentPredictor) -> ServedMetadata:
-    """The served bundle's metadata: features, test metrics against baselines, provenance.
+def model_metadata(request: Request, predictor: CurrentPredictor) -> ModelDescription:
+    """The served bundle's metadata: features, test metrics against baselines, feature
+    importance, provenance, what the model cost to train and store and what a prediction costs
+    in-process (`cost`), and what predictions cost in this service now (`live_cost`).
 
     `name` and `version` are the directories served from; `trained_as` is what training wrote."""
-    return predictor.metadata
+    live = live_cost(request).figures()
+    return ModelDescription.model_validate({**dict(predictor.metadata), "live_cost": asdict(live)})
 
 
 @router.get(

@@ -1,0 +1,86 @@
+"""What predictions cost in the service, live: CPU-seconds of the process per 1,000 rows
+predicted over a recent window, from the process's own CPU counter and the rows counter.
+
+HTTP, parsing, batching and the model call all count, as they do on the bill. No thread and
+no timer: a sample (time, CPU, rows) is taken whenever the figure is read (a scrape, a page,
+GET /model), and the figure covers the span from the newest sample at least a window old, so
+it reports the span it really covers rather than assume one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class LiveCostFigures:
+    window_seconds: float
+    """The span the figures cover: about the configured window once the service has run
+    that long and been read at least once a window; less when younger."""
+    predictions: int
+    cpu_seconds: float
+    cpu_seconds_per_1000_predictions: float | None
+    """None when no row was predicted in the window."""
+    cost_per_cpu_hour: float | None
+    cost_per_million_predictions: float | None
+    """At COST_PER_CPU_HOUR, when it is set and there were predictions."""
+
+
+@dataclass(frozen=True)
+class _Sample:
+    at: float
+    cpu: float
+    rows: int
+
+
+class LiveCost:
+    def __init__(
+        self,
+        window_seconds: float,
+        cost_per_cpu_hour: float | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        cpu: Callable[[], float] = time.process_time,
+    ) -> None:
+        self.window_seconds = window_seconds
+        self.cost_per_cpu_hour = cost_per_cpu_hour
+        self._clock, self._cpu = clock, cpu
+        self._rows = 0
+        self._lock = threading.Lock()
+        self._samples: deque[_Sample] = deque([self._sample()])
+
+    def add_rows(self, rows: int) -> None:
+        with self._lock:
+            self._rows += rows
+
+    def figures(self) -> LiveCostFigures:
+        with self._lock:
+            now = self._sample()
+            samples = self._samples
+            # Keep one sample at least a window old (the start of the span) and the ones since.
+            while len(samples) > 1 and samples[1].at <= now.at - self.window_seconds:
+                samples.popleft()
+            start = samples[0]
+            # A sample per sixtieth of a window is plenty, however often the figure is read.
+            if now.at - samples[-1].at >= self.window_seconds / 60:
+                samples.append(now)
+        rows, cpu = now.rows - start.rows, max(0.0, now.cpu - start.cpu)
+        per_1000 = cpu / rows * 1000 if rows else None
+        price = None
+        if per_1000 is not None and self.cost_per_cpu_hour is not None:
+            price = per_1000 * 1000 / 3600 * self.cost_per_cpu_hour
+        return LiveCostFigures(
+            window_seconds=round(now.at - start.at, 3),
+            predictions=rows,
+            cpu_seconds=round(cpu, 6),
+            cpu_seconds_per_1000_predictions=per_1000,
+            cost_per_cpu_hour=self.cost_per_cpu_hour,
+            cost_per_million_predictions=price,
+        )
+
+    def _sample(self) -> _Sample:
+        return _Sample(at=self._clock(), cpu=self._cpu(), rows=self._rows)
