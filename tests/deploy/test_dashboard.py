@@ -255,7 +255,8 @@ def scrape_config(job: str) -> Doc:
 def exported(version_dir: Path, model_root: Path) -> dict[str, set[str]]:
     """Sample name -> label names, as the app exports them after a prediction and a 404."""
     features = json.loads((version_dir / "metadata.json").read_text(encoding="utf-8"))["features"]
-    with serve(model_root, "diabetes") as client:
+    # With a price, so that every cost series exists as well.
+    with serve(model_root, "diabetes", cost_per_cpu_hour=0.05) as client:
         rows = [dict.fromkeys(features, 0.01)] * 3
         assert client.post("/predict", json={"instances": rows}).status_code == 200
         assert client.get("/no/such/path").status_code == 404
@@ -266,6 +267,7 @@ def exported(version_dir: Path, model_root: Path) -> dict[str, set[str]]:
         for sample in family.samples:
             names.setdefault(sample.name, set()).update(sample.labels)
     assert "tabserve_rows_predicted_total" in names  # the prediction made its series
+    assert "tabserve_cost_per_million_predictions" in names
     return names
 
 
