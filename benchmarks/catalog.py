@@ -34,8 +34,13 @@ def service_spec(
     batching: str = "on",
     log_level: str = "warning",
     env: dict[str, str] | None = None,
+    cost_window_s: float | None = None,
 ) -> ServerSpec:
-    """Our service, `python -m app`, on loopback with the given runtime and settings."""
+    """Our service, `python -m app`, on loopback with the given runtime and settings.
+
+    `cost_window_s` sets COST_WINDOW_SECONDS, for a caller that reads its live cost figures.
+    """
+    window = {} if cost_window_s is None else {"COST_WINDOW_SECONDS": f"{cost_window_s:g}"}
     return ServerSpec(
         name=name or f"service-{runtime}",
         description=description or f"python -m app, MODEL_RUNTIME={runtime}",
@@ -48,13 +53,18 @@ def service_spec(
             "PORT": "{port}",
             "HOST": HOST,
             "LOG_LEVEL": log_level,
+            **window,
             **(env or {}),
         },
+        cost_window_s=cost_window_s,
     )
 
 
-def server_specs(model_root: Path, model_name: str, version_dir: Path) -> dict[str, ServerSpec]:
-    """How to start each server on the trained bundle."""
+def server_specs(
+    model_root: Path, model_name: str, version_dir: Path, cost_window_s: float
+) -> dict[str, ServerSpec]:
+    """How to start each server on the trained bundle; our service's live cost figures cover
+    `cost_window_s` (see benchmarks/cost.py)."""
 
     def service(
         runtime: str, description: str, batching: str = "on", name: str = "", log: str = "warning"
@@ -67,6 +77,7 @@ def server_specs(model_root: Path, model_name: str, version_dir: Path) -> dict[s
             description=description,
             batching=batching,
             log_level=log,
+            cost_window_s=cost_window_s,
         )
 
     def reference(module: str, description: str, *, checks: bool = True) -> ServerSpec:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from benchmarks.cost import CostMeter, RunCost
 from benchmarks.process import (
     HOST,
     Pinning,
@@ -79,12 +80,12 @@ def _measure(server: ServerProcess, plan: Plan, pinning: Pinning, record: dict[s
     driver.load(plan.batch(plan.warmup_seconds))
     record["rss_mb"] = server.rss_mb()
     for connections in plan.concurrencies:
-        result = driver.steady(plan.single(connections, plan.seconds))
-        record["single"][str(connections)] = result.to_json()
-        _log(name, f"1 row c{connections}", result)
-    result = driver.steady(plan.batch(plan.seconds))
-    record["batch"] = result.to_json()
-    _log(name, f"{plan.batch_rows} rows c{plan.batch_concurrency}", result)
+        result, cost = driver.steady(plan.single(connections, plan.seconds))
+        record["single"][str(connections)] = {**result.to_json(), "cost": cost.to_json()}
+        _log(name, f"1 row c{connections}", result, cost)
+    result, cost = driver.steady(plan.batch(plan.seconds))
+    record["batch"] = {**result.to_json(), "cost": cost.to_json()}
+    _log(name, f"{plan.batch_rows} rows c{plan.batch_concurrency}", result, cost)
     if server.proc.poll() is not None:
         raise ServerFailed(f"{name} exited with status {server.proc.returncode} under load")
     record["log_tail"] = server.log_tail()
@@ -98,29 +99,39 @@ class _Driver:
         self.plan = plan
         self.url = f"http://{HOST}:{server.port}/predict"
         self.prefix = client_prefix
+        self.meter = CostMeter(server, server.spec.cost_window_s)
         self.drained: list[float] = []
         """Seconds the server stayed busy after each run (requests wrk left in flight)."""
 
     def load(self, what: Load) -> Measurement:
-        """One wrk run, then wait until the server is idle again."""
+        """One wrk run (a warm-up), then wait until the server is idle again."""
         result = run_wrk(self.url, what, self.prefix)
         self.drained.append(round(self.server.wait_idle(), 2))
         return result
 
-    def steady(self, what: Load) -> Measurement:
+    def costed(self, what: Load) -> tuple[Measurement, RunCost]:
+        """`load`, with what the run cost the server, read right before and right after wrk
+        (before the drain: wrk's rows are the run's, and so must the CPU be)."""
+        before = self.meter.before()
+        result = run_wrk(self.url, what, self.prefix)
+        cost = self.meter.after(before, result)
+        self.drained.append(round(self.server.wait_idle(), 2))
+        return result, cost
+
+    def steady(self, what: Load) -> tuple[Measurement, RunCost]:
         """A run long enough to be a steady state: a slow server gets a longer window.
 
         Closed-loop latency is connections / throughput, so a window shorter than a few
         latencies mostly measures the wait for the first answers.
         """
-        result = self.load(what)
+        result, cost = self.costed(what)
         if result.requests >= STEADY_PER_CONNECTION * what.connections:
-            return result
+            return result, cost
         rate = result.requests_per_s
         need = math.ceil(4 * what.connections / rate) if rate > 0 else self.plan.max_seconds
         seconds = min(self.plan.max_seconds, max(what.seconds + 1, need))
         if seconds <= what.seconds:
-            return result
+            return result, cost
         logger.info(
             "%s: %d requests in %d s over %d connections is no steady state; again over %d s",
             self.server.spec.name,
@@ -129,7 +140,7 @@ class _Driver:
             what.connections,
             seconds,
         )
-        return self.load(replace(what, seconds=seconds))
+        return self.costed(replace(what, seconds=seconds))
 
 
 def readyz_body(port: int) -> Any:
@@ -161,13 +172,27 @@ def check_answers(server: ServerProcess, bodies: list[tuple[int, Path]]) -> dict
     return check
 
 
-def _log(name: str, what: str, m: Measurement) -> None:
+def _log(name: str, what: str, m: Measurement, cost: RunCost) -> None:
     logger.info(
-        "%s %s: %.0f req/s, p50 %.2f ms, p99 %.2f ms%s",
+        "%s %s: %.0f req/s, p50 %.2f ms, p99 %.2f ms, CPU-s/1k rows %s (os) %s (self)%s",
         name,
         what,
         m.requests_per_s,
         m.latency_p50_ms,
         m.latency_p99_ms,
+        _per_1000(cost.os_per_1000),
+        _per_1000(cost.self_per_1000),
         "" if m.valid else f" (INVALID: {m.non_2xx} non-2xx, {m.socket_errors} socket errors)",
     )
+    if cost.covers_run is False:
+        logger.warning(
+            "%s %s: the service's cost figure covers %.3f s, more than the %.3f s around the run",
+            name,
+            what,
+            cost.self_window_s,
+            cost.span_s,
+        )
+
+
+def _per_1000(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"

@@ -65,6 +65,9 @@ class ServerSpec:
     env: dict[str, str] = field(default_factory=dict)
     checks_predictions: bool = True
     """Whether its answers carry one prediction per row (the raw ASGI server's do not)."""
+    cost_window_s: float | None = None
+    """COST_WINDOW_SECONDS it runs with, for a server that reports its live cost on /metrics
+    (our service); None for the others."""
 
 
 def free_port() -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import time
@@ -91,8 +92,51 @@ def _notes(s: dict[str, Any], seconds: int) -> str:
     return ", ".join(notes)
 
 
+def _sig(value: float | None, valid: bool = True) -> str:
+    """Three significant digits, never in exponent notation (CPU-s per 1,000 rows span 1e-4..1)."""
+    if value is None:
+        return "-"
+    digits = max(0, 2 - math.floor(math.log10(abs(value)))) if value else 0
+    return f"{value:,.{digits}f}" + ("" if valid else "!")
+
+
+def cost_table(
+    summaries: dict[str, Any], concurrencies: list[int], batch_rows: int, batch_c: int
+) -> str:
+    """One row per server: CPU-seconds per 1,000 rows on each load, as the service says on
+    /metrics (self; services only) and from /proc over wrk's rows (os), and self / os."""
+    labels = [*(f"c{c}" for c in concurrencies), f"{batch_rows}r c{batch_c}"]
+    header = ["server"]
+    for label in labels:
+        header += [f"{label} CPU-s/1k (self)", f"{label} CPU-s/1k (os)", f"{label} self/os"]
+    header.append("notes")
+    rows = []
+    for name, s in summaries.items():
+        row, notes = [name], set()
+        for load in [*(s["single"].get(str(c)) for c in concurrencies), s["batch"]]:
+            m = load or {}
+            cost, ok = m.get("cost") or {}, m.get("valid", True)
+            row += [
+                _sig(cost.get("self_per_1000"), ok),
+                _sig(cost.get("os_per_1000"), ok),
+                _ratio(cost.get("self_over_os")),
+            ]
+            if cost.get("self_covers_run") is False:
+                notes.add("self spans more than the run")
+            if cost.get("self_errors"):
+                notes.add("/metrics unread")
+        rows.append([*row, ", ".join(sorted(notes))])
+    return _render(header, rows)
+
+
 def _ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
+
+
+def _bound(t: Target) -> str:
+    if t.op == "within" and t.upper is not None:
+        return f"{t.bound:.3g}..{t.upper:.3g}"
+    return f"{'>=' if t.op == '>=' else '<'} {t.bound:.3g}"
 
 
 def targets_table(targets: list[Target]) -> str:
@@ -102,7 +146,7 @@ def targets_table(targets: list[Target]) -> str:
         [
             t.label,
             *(_ratio(t.values.get(s)) for s in SERVICES),
-            f"{'>=' if t.op == '>=' else '<'} {t.bound:.3g}",
+            _bound(t),
             t.verdict,
         ]
         for t in targets

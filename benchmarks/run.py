@@ -21,10 +21,11 @@ from typing import Any
 from benchmarks.bodies import write_bodies
 from benchmarks.bundle import TrainingFailed, describe, train_bundle
 from benchmarks.catalog import ALL, server_specs
+from benchmarks.cost import cost_window_seconds
 from benchmarks.machine import describe_machine
 from benchmarks.measure import Plan, measure_round
 from benchmarks.process import Pinning, stop_on_signals
-from benchmarks.report import figures_table, targets_table, write_json
+from benchmarks.report import cost_table, figures_table, targets_table, write_json
 from benchmarks.summary import summarise, targets
 
 logger = logging.getLogger("benchmarks")
@@ -96,7 +97,8 @@ def measure_all(
         single_body=bodies[1],
         batch_body=bodies[args.batch_rows],
     )
-    specs = server_specs(version_dir.parent.parent, MODEL_NAME, version_dir)
+    window = cost_window_seconds(args.duration)
+    specs = server_specs(version_dir.parent.parent, MODEL_NAME, version_dir, window)
     rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in args.servers}
     for number in range(1, args.rounds + 1):
         for name in args.servers:
@@ -107,10 +109,11 @@ def measure_all(
 
 
 def _servers_record(
-    rounds: dict[str, list[dict[str, Any]]], summaries: dict[str, Any]
+    rounds: dict[str, list[dict[str, Any]]], summaries: dict[str, Any], seconds: int
 ) -> dict[str, Any]:
     """Per server: what it is, how it was started, its medians and every round's figures."""
-    specs = server_specs(Path("<model root>"), MODEL_NAME, Path("<version dir>"))
+    window = cost_window_seconds(seconds)
+    specs = server_specs(Path("<model root>"), MODEL_NAME, Path("<version dir>"), window)
     return {
         name: {
             "description": specs[name].description,
@@ -158,6 +161,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print("! = errors in that measurement (non-2xx or socket errors); see the JSON")
     print()
+    print(cost_table(summaries, args.concurrency, args.batch_rows, args.batch_concurrency))
+    print(
+        "CPU-seconds per 1,000 rows: self = the service's own figure on /metrics, "
+        "os = /proc/<pid>/stat over the rows wrk got answered; both over the same run"
+    )
+    print()
     print(targets_table(checks))
     record = {
         "started_at": started.isoformat(),
@@ -167,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": machine,
         "pinning": {"server_cpu": pinning.server_cpu, "client_cpu": pinning.client_cpu},
         "bundle": bundle,
-        "servers": _servers_record(rounds, summaries),
+        "servers": _servers_record(rounds, summaries, args.duration),
         "targets": [t.to_json() for t in checks],
     }
     paths = write_json(record, args.results, started.strftime("%Y%m%dT%H%M%SZ"))

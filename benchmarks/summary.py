@@ -16,6 +16,9 @@ READY_TARGET = 1 / 3
 """LiteRT service ready in under this fraction of the SavedModel service's time."""
 RSS_TARGET_MB = 150.0
 """LiteRT service resident memory under this."""
+SELF_COST_BOUNDS = (0.75, 1.33)
+"""The service's own CPU-seconds per 1,000 rows (/metrics) within this factor of the OS's
+(/proc) over the same run: the live figure an operator reads is the bill's."""
 
 FIGURES = (
     "requests_per_s",
@@ -40,7 +43,25 @@ def _load_summary(samples: list[dict[str, Any]], rounds: int) -> dict[str, Any] 
     summary["non_2xx"] = sum(s["non_2xx"] for s in samples)
     summary["socket_errors"] = sum(s["socket_errors"] for s in samples)
     summary["valid"] = len(samples) == rounds and all(s["valid"] for s in samples)
+    summary["cost"] = _cost_summary([s["cost"] for s in samples if s.get("cost")])
     return summary
+
+
+def _cost_summary(costs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians of CPU-seconds per 1,000 rows over the rounds, each way, and of each round's
+    self / os (a ratio of the same run, not of the medians)."""
+
+    def median(key: str) -> float | None:
+        return _median([c[key] for c in costs if c.get(key) is not None])
+
+    covers = [c["covers_run"] for c in costs if c.get("covers_run") is not None]
+    return {
+        "os_per_1000": median("os_per_1000"),
+        "self_per_1000": median("self_per_1000"),
+        "self_over_os": median("self_over_os"),
+        "self_covers_run": all(covers) if covers else None,
+        "self_errors": [c["self_error"] for c in costs if c.get("self_error")],
+    }
 
 
 def summarise(rounds: list[dict[str, Any]], concurrencies: list[int]) -> dict[str, Any]:
@@ -79,6 +100,8 @@ class Target:
     """The ratio (or figure) per service; None when not measured."""
     valid: bool = True
     """False when a figure behind the LiteRT service's value had errors."""
+    upper: float | None = None
+    """With op "within": the value must lie in [bound, upper]."""
 
     @property
     def verdict(self) -> str:
@@ -88,7 +111,10 @@ class Target:
             return "n/a"
         if not self.valid:
             return "INVALID"
-        met = value >= self.bound if self.op == ">=" else value < self.bound
+        if self.op == "within" and self.upper is not None:
+            met = self.bound <= value <= self.upper
+        else:
+            met = value >= self.bound if self.op == ">=" else value < self.bound
         return "PASS" if met else "FAIL"
 
     def to_json(self) -> dict[str, Any]:
@@ -144,4 +170,29 @@ def targets(summaries: dict[str, Any], concurrencies: list[int], batch_rows: int
     out.append(Target(f"ready time / {SAVEDMODEL}'s", "<", READY_TARGET, {LITERT: ready}, True))
     rss = {s: (summaries.get(s) or {}).get("rss_mb") for s in SERVICES}
     out.append(Target("RSS MB", "<", RSS_TARGET_MB, rss, True))
+    loads = [(f"c{c}", ("single", str(c))) for c in concurrencies]
+    out += [
+        _self_cost(summaries, label, path)
+        for label, path in [*loads, (f"{batch_rows}-row", ("batch",))]
+    ]
     return out
+
+
+def _self_cost(summaries: dict[str, Any], label: str, path: tuple[str, ...]) -> Target:
+    """The service's own CPU-s per 1,000 rows over the OS's, on the run `path` names.
+
+    Invalid when that run had errors (wrk's answers are the OS figure's rows) or the
+    service's figure spanned more than the run."""
+    values: dict[str, float | None] = {}
+    valid = True
+    for service in SERVICES:
+        load: Any = summaries.get(service)
+        for key in path:
+            load = load.get(key) if isinstance(load, dict) else None
+        load = load or {}
+        cost = load.get("cost") or {}
+        values[service] = cost.get("self_over_os")
+        if service == LITERT:
+            valid = bool(load.get("valid")) and cost.get("self_covers_run") is not False
+    low, high = SELF_COST_BOUNDS
+    return Target(f"CPU-s/1k rows {label}, self / os", "within", low, values, valid, high)

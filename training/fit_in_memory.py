@@ -75,10 +75,11 @@ def fit_in_memory(config: TrainConfig, cost: RunCost) -> Fitted:
     _release_memory()
 
     # TensorFlow is imported only now, so bad input is reported in well under a second.
-    from training import distributed, loop
-    from training import model as network
+    with cost.phase("tensorflow"):  # importing it and setting up the strategy take seconds
+        from training import distributed, loop
+        from training import model as network
 
-    strategy = distributed.make_strategy(config.distribute)
+        strategy = distributed.make_strategy(config.distribute)
     with cost.phase("fit"):
         result = loop.fit_arrays(strategy, train_xy, stats.target, params, validation)
     with cost.phase("evaluation"):

@@ -82,10 +82,11 @@ def _train_streamed(
     rows: ShardRows,
 ) -> Fitted:
     """The streamed fit and test pass, over rows read from the shards or their cache."""
-    from training import distributed, loop
-    from training import model as network
+    with cost.phase("tensorflow"):  # importing it and setting up the strategy take seconds
+        from training import distributed, loop
+        from training import model as network
 
-    strategy = distributed.make_strategy(config.distribute)
+        strategy = distributed.make_strategy(config.distribute)
     stats, counts = fitted.stats, fitted.rows
     rows_read = schema.summary.rows_read
     weights = None

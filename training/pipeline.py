@@ -76,8 +76,8 @@ def _publish(config: TrainConfig, fitted: Fitted, cost: RunCost) -> Path:
                 scratch, stats, check_x, check_y, config.quantize
             )
             write_json(scratch / STATS_FILE, stats)
-        runtimes = runtimes_of(scratch, litert, litert_quantized)
         with cost.phase("serving_cost"):
+            runtimes = runtimes_of(scratch, litert, litert_quantized)
             serving = measure(runtimes, check_x, config.cost_per_cpu_hour)
         with cost.phase("importance"):
             importance = permutation_importance(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,9 @@ FLAGS = (
 
 @pytest.fixture(scope="module")
 def address(model_root: Path) -> Iterator[str]:
-    with live_server(create_app(settings_for(model_root, "diabetes"))) as where:
+    # Priced, so that the live cost shows its price as well as its CPU-seconds.
+    settings = settings_for(model_root, "diabetes", cost_per_cpu_hour=0.05)
+    with live_server(create_app(settings)) as where:
         yield where
 
 
@@ -96,14 +99,38 @@ def full_page_screenshot(browser: Chrome, name: str) -> None:
     browser.set_window_size(1280, 900)
 
 
+def section_screenshot(browser: Chrome, element_id: str, name: str) -> None:
+    """The viewport with the element at its top: what docs/images shows of a section."""
+    browser.execute_script(f"document.getElementById('{element_id}').scrollIntoView(true)")
+    browser.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+
+
+def predict_some_rows(address: str) -> None:
+    features = ["age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6"]
+    body = "\n".join([",".join(features), *[",".join(["0.01"] * len(features))] * 200])
+    request = urllib.request.Request(
+        f"http://{address}/predict", data=body.encode(), headers={"content-type": "text/csv"}
+    )
+    with urllib.request.urlopen(request, timeout=WAIT_SECONDS) as answer:  # noqa: S310 (loopback)
+        assert answer.status == 200
+
+
 def test_the_landing_page_names_the_served_model(browser: Chrome, address: str) -> None:
+    predict_some_rows(address)
     browser.get(f"http://{address}/")
     assert browser.find_element(By.ID, "model-name").text == "diabetes"
     assert browser.find_element(By.ID, "model-version").text == "1"
     links = {a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "a")}
     for path in ("/docs", "/model/report", "/metrics", "/healthz", "/readyz"):
         assert f"http://{address}{path}" in links
+    cost = browser.find_element(By.ID, "cost")
+    assert cost.is_displayed()
+    # Live figures from this process, read when the page loaded.
+    assert float(browser.find_element(By.ID, "live-cpu-per-1000").text) > 0
+    assert float(browser.find_element(By.ID, "live-cost-per-million").text) > 0
+    assert browser.find_element(By.ID, "importance").is_displayed()
     full_page_screenshot(browser, "landing")
+    section_screenshot(browser, "cost", "landing-cost")
     assert_only_loopback(browser, "/")
 
 
@@ -112,9 +139,16 @@ def test_the_model_card_shows_every_plot(browser: Chrome, address: str) -> None:
     widths = browser.execute_script(
         "return Array.from(document.images).map(i => i.complete ? i.naturalWidth : -1)"
     )
-    assert len(widths) >= 2, "the card has a learning curve and a predicted-vs-actual plot"
+    # A learning curve, predicted against actual, and the permutation importance chart.
+    assert len(widths) >= 3, widths
     assert all(w > 0 for w in widths), widths
+    for section in ("importance", "cost"):
+        assert browser.find_element(By.ID, section).is_displayed()
+    tables = browser.find_elements(By.CSS_SELECTOR, "h2#cost ~ table")
+    assert len(tables) >= 4, "training, phases, storage and serving tables"
     full_page_screenshot(browser, "model-card")
+    section_screenshot(browser, "importance", "model-card-importance")
+    section_screenshot(browser, "cost", "model-card-cost")
     assert_only_loopback(browser, "/model/report")
 
 

@@ -73,7 +73,9 @@ def test_training_cpu_is_what_the_operating_system_counted(
     version, os_cpu, _ = priced_run
     training = read_metadata(version).cost.training  # type: ignore[union-attr]
     assert training.cpu_seconds == pytest.approx(os_cpu, rel=0.25)
-    assert {"startup", "read", "statistics", "fit", "evaluation", "export"} <= set(training.phases)
+    assert {"startup", "read", "statistics", "tensorflow", "fit", "evaluation", "export"} <= set(
+        training.phases
+    )
     assert {"serving_cost", "importance", "report"} <= set(training.phases)
     assert sum(p.wall_seconds for p in training.phases.values()) <= training.wall_seconds
     assert sum(p.cpu_seconds for p in training.phases.values()) <= training.cpu_seconds + 0.01
