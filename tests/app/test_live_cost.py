@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.bundle import read_metadata
 from app.ops.live_cost import LiveCost
 from tests.helpers.service import serve
 
@@ -130,6 +131,11 @@ def test_the_service_shows_its_live_cost_and_it_moves_with_load(model_root: Path
             "cost_per_million_predictions",
         }
         assert model["live_cost"]["cost_per_cpu_hour"] == 2.5
+        # What training measured rides along, as the bundle recorded it.
+        recorded = read_metadata(model_root / "diabetes" / "1")
+        assert recorded.cost is not None and recorded.feature_importance is not None
+        assert model["cost"] == recorded.cost.model_dump(mode="json")
+        assert model["feature_importance"] == recorded.feature_importance.model_dump(mode="json")
         page = client.get("/").text
         assert 'id="live-cpu-per-1000"' in page or "no predictions in the last" in page
 

@@ -16,8 +16,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 @pytest.mark.parametrize(
     ("name", "plots"),
     [
-        ("messy", {"learning_curve.png", "predicted_vs_actual.png"}),
-        ("labels", {"learning_curve.png", "confusion_matrix.png"}),
+        ("messy", {"learning_curve.png", "predicted_vs_actual.png", "feature_importance.png"}),
+        ("labels", {"learning_curve.png", "confusion_matrix.png", "feature_importance.png"}),
     ],
 )
 def test_report_has_the_plots_and_a_self_contained_card(
@@ -40,6 +40,8 @@ def test_report_has_the_plots_and_a_self_contained_card(
         "gradient boosting on",
         "constant: every value is 7.0",
         "all values missing",
+        "Which features the model uses",
+        '<h2 id="cost">Cost</h2>',
     ):
         assert text in card
 
