@@ -119,7 +119,7 @@ def cost_table(
             row += [
                 _sig(cost.get("self_per_1000"), ok),
                 _sig(cost.get("os_per_1000"), ok),
-                _ratio(cost.get("self_over_os")),
+                _sig(cost.get("self_over_os")),
             ]
             if cost.get("self_covers_run") is False:
                 notes.add("self spans more than the run")
