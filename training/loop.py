@@ -18,6 +18,7 @@ what the rest of training evaluates and exports.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import math
 import os
@@ -45,6 +46,9 @@ Chunks = Callable[[int, int], Rows]
 """(pipeline, pipelines) -> encoded (inputs, targets) chunks of that pipeline's rows, one pass."""
 
 VALIDATION_CHUNK_ROWS = 65_536
+BATCHES_PER_YIELD = 32
+"""Batches handed to `tf.data` per call into Python: each call costs about half a
+millisecond, as much as a training step of 1,024 rows on this network."""
 
 
 @dataclass(frozen=True)
@@ -233,17 +237,20 @@ def _dataset(context: Any, rows: TrainingRows, target: Target, global_batch: int
     def generate() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         passes = _passes(lambda: rows.chunks(pipeline, pipelines))
         shuffled = shuffled_batches(passes, batch, rows.shuffle_buffer, seed + pipeline)
-        for x, y in shuffled:
-            w = weights[y.astype(np.int64)] if weights is not None else np.ones(len(y))
+        while group := list(itertools.islice(shuffled, BATCHES_PER_YIELD)):
+            x, y = np.stack([x for x, _ in group]), np.stack([y for _, y in group])
+            w = weights[y.astype(np.int64)] if weights is not None else np.ones(y.shape)
             yield x, y.astype(y_dtype.as_numpy_dtype), w.astype(np.float32)
 
     signature = (
-        tf.TensorSpec((batch, rows.input_width), tf.float32),
-        tf.TensorSpec((batch,), y_dtype),
-        tf.TensorSpec((batch,), tf.float32),
+        tf.TensorSpec((None, batch, rows.input_width), tf.float32),
+        tf.TensorSpec((None, batch), y_dtype),
+        tf.TensorSpec((None, batch), tf.float32),
     )
-    return tf.data.Dataset.from_generator(generate, output_signature=signature).prefetch(
-        tf.data.AUTOTUNE
+    return (
+        tf.data.Dataset.from_generator(generate, output_signature=signature)
+        .unbatch()
+        .prefetch(tf.data.AUTOTUNE)
     )
 
 
