@@ -143,44 +143,40 @@ class _LiveCostCollector:
         return []  # figures change by scrape: nothing to check at registration
 
     def collect(self) -> list[Metric]:
-        figures = self.live_cost.figures()
-        found: list[Metric] = [
-            GaugeMetricFamily(
+        f = self.live_cost.figures()
+        gauges = (
+            (
                 "tabserve_cost_window_seconds",
-                "Seconds the live cost figures cover (the newest span of about COST_WINDOW_"
-                "SECONDS).",
-                value=figures.window_seconds,
+                "Seconds the live cost figures cover (the newest span of about "
+                "COST_WINDOW_SECONDS).",
+                f.window_seconds,
             ),
-            GaugeMetricFamily(
+            (
                 "tabserve_cost_window_predictions",
                 "Rows predicted in that span, all models.",
-                value=figures.predictions,
+                f.predictions,
             ),
+            (
+                "tabserve_cpu_seconds_per_1000_predictions",
+                "CPU-seconds of the process (every thread: HTTP, parsing, batching, the model) "
+                "per 1,000 rows predicted, over the live cost window.",
+                f.cpu_seconds_per_1000_predictions,
+            ),
+            (
+                "tabserve_cost_per_cpu_hour",
+                "COST_PER_CPU_HOUR: the price of a CPU-hour the operator gave.",
+                f.cost_per_cpu_hour,
+            ),
+            (
+                "tabserve_cost_per_million_predictions",
+                "A million predictions at COST_PER_CPU_HOUR, over the live cost window.",
+                f.cost_per_million_predictions,
+            ),
+        )
+        # Without predictions in the window (or a price) a figure is absent, not NaN or 0: no
+        # figure beats a made-up one.
+        return [
+            GaugeMetricFamily(name, documentation, value=value)
+            for name, documentation, value in gauges
+            if value is not None
         ]
-        # Absent, not NaN, without predictions in the window: no figure beats a made-up one.
-        if figures.cpu_seconds_per_1000_predictions is not None:
-            found.append(
-                GaugeMetricFamily(
-                    "tabserve_cpu_seconds_per_1000_predictions",
-                    "CPU-seconds of the process (every thread: HTTP, parsing, batching, the "
-                    "model) per 1,000 rows predicted, over the live cost window.",
-                    value=figures.cpu_seconds_per_1000_predictions,
-                )
-            )
-        if figures.cost_per_cpu_hour is not None:
-            found.append(
-                GaugeMetricFamily(
-                    "tabserve_cost_per_cpu_hour",
-                    "COST_PER_CPU_HOUR: the price of a CPU-hour the operator gave.",
-                    value=figures.cost_per_cpu_hour,
-                )
-            )
-        if figures.cost_per_million_predictions is not None:
-            found.append(
-                GaugeMetricFamily(
-                    "tabserve_cost_per_million_predictions",
-                    "A million predictions at COST_PER_CPU_HOUR, over the live cost window.",
-                    value=figures.cost_per_million_predictions,
-                )
-            )
-        return found
