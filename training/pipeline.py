@@ -14,6 +14,8 @@ from app.bundle import (
     STATS_FILE,
     ClassificationTarget,
     Cost,
+    FeatureImportance,
+    Flatbuffer,
     Metadata,
     RuntimeCost,
     TrainingCost,
@@ -64,9 +66,7 @@ def _publish(config: TrainConfig, fitted: Fitted, cost: RunCost) -> Path:
     from training.serving_cost import measure, runtimes_of
 
     stats, params, result = fitted.stats, fitted.params, fitted.result
-    test = evaluate(stats, fitted.test_y, fitted.test_outputs)
     primary = PRIMARY_METRIC[fitted.task]
-    beats = test.metrics[primary] > fitted.reference["linear"].metrics[primary]
     model_dir = config.model_dir / config.model_name
     check_x, check_y = fitted.check_rows
     with publish_version(model_dir) as (scratch, version):
@@ -83,44 +83,7 @@ def _publish(config: TrainConfig, fitted: Fitted, cost: RunCost) -> Path:
             importance = permutation_importance(
                 next(iter(runtimes.values())), stats, fitted.check_rows, primary, seed=params.seed
             )
-        versions = network.versions()
-        metadata = Metadata(
-            name=config.model_name,
-            version=version,
-            created_at=datetime.now(UTC),
-            task=fitted.task,
-            features=fitted.features,
-            target=fitted.target,
-            classes=stats.target.classes
-            if isinstance(stats.target, ClassificationTarget)
-            else None,
-            primary_metric=primary,
-            test=test,
-            baselines=fitted.reference,
-            beats_linear_baseline=beats,
-            cross_validation=fitted.cv_scores,
-            litert=litert,
-            litert_quantized=litert_quantized,
-            rows=fitted.rows,
-            data=fitted.summary,
-            training={
-                **asdict(params),
-                "by_rule": ", ".join(params.by_rule),
-                "epochs_run": len(result.history["loss"]),
-                "best_epoch": result.best_epoch,
-                "cv_folds": config.cv_folds,
-                "min_category_count": config.min_category_count,
-                "task": config.task,
-                "quantize": config.quantize,
-                "streamed": config.streamed,
-                "distribute": config.distribute,
-                "test_rows_scored": len(fitted.test_y),
-                **fitted.baselines.record(),
-            },
-            feature_importance=importance,
-            tensorflow_version=versions["tensorflow"],
-            keras_version=versions["keras"],
-        )
+        metadata = _metadata(config, fitted, version, (litert, litert_quantized), importance)
         target = stats.target
         actual_vs_predicted = (
             None
@@ -184,3 +147,56 @@ def _write_with_storage(
         if measured == cost.storage:
             return metadata
     raise TrainingError("the bundle's size kept changing while its metadata was written")
+
+
+def _metadata(
+    config: TrainConfig,
+    fitted: Fitted,
+    version: int,
+    flatbuffers: tuple[Flatbuffer | None, Flatbuffer | None],
+    importance: FeatureImportance,
+) -> Metadata:
+    """What the bundle says of itself, before its cost is added."""
+    from training import model as network
+
+    stats, params, result = fitted.stats, fitted.params, fitted.result
+    litert, litert_quantized = flatbuffers
+    test = evaluate(stats, fitted.test_y, fitted.test_outputs)
+    primary = PRIMARY_METRIC[fitted.task]
+    beats = test.metrics[primary] > fitted.reference["linear"].metrics[primary]
+    versions = network.versions()
+    return Metadata(
+        name=config.model_name,
+        version=version,
+        created_at=datetime.now(UTC),
+        task=fitted.task,
+        features=fitted.features,
+        target=fitted.target,
+        classes=stats.target.classes if isinstance(stats.target, ClassificationTarget) else None,
+        primary_metric=primary,
+        test=test,
+        baselines=fitted.reference,
+        beats_linear_baseline=beats,
+        cross_validation=fitted.cv_scores,
+        litert=litert,
+        litert_quantized=litert_quantized,
+        rows=fitted.rows,
+        data=fitted.summary,
+        training={
+            **asdict(params),
+            "by_rule": ", ".join(params.by_rule),
+            "epochs_run": len(result.history["loss"]),
+            "best_epoch": result.best_epoch,
+            "cv_folds": config.cv_folds,
+            "min_category_count": config.min_category_count,
+            "task": config.task,
+            "quantize": config.quantize,
+            "streamed": config.streamed,
+            "distribute": config.distribute,
+            "test_rows_scored": len(fitted.test_y),
+            **fitted.baselines.record(),
+        },
+        feature_importance=importance,
+        tensorflow_version=versions["tensorflow"],
+        keras_version=versions["keras"],
+    )
