@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     """After SIGTERM, how long requests in flight and queued batches get to finish before the
     process exits. Keep it below the orchestrator's grace period (Kubernetes' default: 30 s)."""
 
+    drift: Literal["on", "off"] = "on"
+    """Count the rows each served model version predicts into its training data's bins and
+    report how far they have drifted (GET /model/drift, /metrics, the landing page)."""
+
+    drift_window_rows: int = Field(default=10_000, ge=100)
+    """Rows the drift figures cover: the most recent this many (and up to one call more)."""
+
     cost_per_cpu_hour: float | None = Field(default=None, gt=0)
     """What a CPU-hour costs, in any currency: the live cost per million predictions is then
     shown (landing page, GET /model, /metrics) beside the CPU-seconds. Unset: CPU-seconds only."""

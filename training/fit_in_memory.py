@@ -14,7 +14,7 @@ from training.cost import RunCost
 from training.data import load_dataset, split_dataset
 from training.errors import TrainingError
 from training.evaluate import baselines
-from training.fitted import LITERT_CHECK_ROWS, Fitted, plan_for
+from training.fitted import LITERT_CHECK_ROWS, Fitted, plan_for, reference_rows
 from training.preprocess import fit_stats, model_inputs
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ def fit_in_memory(config: TrainConfig, cost: RunCost) -> Fitted:
         train_xy = model_inputs(stats, train_rows)
         validation = None if validation_rows is None else model_inputs(stats, validation_rows)
         test_xy = model_inputs(stats, split.test)
+        drift_rows = reference_rows(stats, train_rows, params.seed)
     rows = RowCounts(
         train=len(train_rows),
         validation=0 if validation_rows is None else len(validation_rows),
@@ -99,6 +100,7 @@ def fit_in_memory(config: TrainConfig, cost: RunCost) -> Fitted:
         baselines=fitted_baselines,
         check_rows=(test_xy[0][:LITERT_CHECK_ROWS], test_xy[1][:LITERT_CHECK_ROWS]),
         params=params,
+        reference_rows=drift_rows,
         cv_scores=cv_scores,
     )
 

@@ -13,7 +13,7 @@ from training.cache import EncodedCache, cache_key
 from training.config import Plan, TrainConfig
 from training.cost import RunCost
 from training.evaluate import baseline_outputs, evaluate, fit_baselines
-from training.fitted import LITERT_CHECK_ROWS, Fitted, log_pass, plan_for
+from training.fitted import LITERT_CHECK_ROWS, Fitted, log_pass, plan_for, reference_rows
 from training.preprocess import model_inputs
 from training.scan import StreamSchema, StreamStats, fit_stream_stats, scan_schema
 from training.sources import TEST, TRAIN, VALIDATION
@@ -145,4 +145,5 @@ def _train_streamed(
         baselines=fitted_baselines,
         check_rows=check if check is not None else (np.zeros((0, stats.input_width)), y_all),
         params=params,
+        reference_rows=reference_rows(stats, fitted.baseline_sample, params.seed),
     )

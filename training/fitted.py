@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
-from app.bundle import DataSummary, Evaluation, PreprocessingStats, RowCounts, Spread
+from app.bundle import DataSummary, Encoded, Evaluation, PreprocessingStats, RowCounts, Spread
 from training.config import Plan, TrainConfig
-from training.data import Task
+from training.data import Task, feature_columns
 from training.evaluate import Baselines
 
 if TYPE_CHECKING:
@@ -46,6 +47,9 @@ class Fitted:
     check_rows: tuple[np.ndarray, np.ndarray]
     """Test rows (inputs, targets) the LiteRT conversions are compared and scored on."""
     params: Plan
+    reference_rows: Encoded
+    """Training rows (a uniform sample of at most `REFERENCE_ROWS`) the drift reference is
+    counted on, encoded, with their missing cells."""
     cv_scores: dict[str, Spread] | None = None
 
 
@@ -64,6 +68,15 @@ def plan_for(config: TrainConfig, train_rows: int) -> Plan:
         ", ".join(plan.by_rule) or "none (all given)",
     )
     return plan
+
+
+def reference_rows(stats: PreprocessingStats, training_rows: pd.DataFrame, seed: int) -> Encoded:
+    """The rows the drift reference is counted on: every training row, or a uniform sample."""
+    from training.reference import REFERENCE_ROWS
+
+    if len(training_rows) > REFERENCE_ROWS:
+        training_rows = training_rows.sample(n=REFERENCE_ROWS, random_state=seed)
+    return stats.encode_columns(feature_columns(training_rows, stats.feature_names))
 
 
 def log_pass(what: str, rows: int, started: float) -> float:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from app.bundle import (
     METADATA_FILE,
+    REFERENCE_FILE,
     REPORT_DIR,
     SAVED_MODEL_DIR,
     STATS_FILE,
@@ -32,6 +33,7 @@ from training.fit_in_memory import fit_in_memory
 from training.fit_streamed import fit_streamed
 from training.fitted import Fitted
 from training.memory import with_data_path
+from training.reference import reference_distributions
 from training.report import write_card, write_plots
 
 logger = logging.getLogger(__name__)
@@ -76,6 +78,12 @@ def _publish(config: TrainConfig, fitted: Fitted, cost: RunCost) -> Path:
                 scratch, stats, check_x, check_y, config.quantize
             )
             write_json(scratch / STATS_FILE, stats)
+        with cost.phase("reference"):
+            x, missing = fitted.reference_rows
+            outputs = network.network_outputs(result.model, x)
+            write_json(
+                scratch / REFERENCE_FILE, reference_distributions(stats, x, missing, outputs)
+            )
         with cost.phase("serving_cost"):
             runtimes = runtimes_of(scratch, litert, litert_quantized)
             serving = measure(runtimes, check_x, config.cost_per_cpu_hour)

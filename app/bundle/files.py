@@ -14,12 +14,14 @@ from pydantic import BaseModel, ValidationError
 from app.bundle.errors import BundleError
 from app.bundle.metadata import Metadata, StorageCost
 from app.bundle.preprocessing import PreprocessingStats
+from app.bundle.reference import ReferenceDistributions
 
 SAVED_MODEL_DIR = "saved_model"
 STATS_FILE = "preprocessing.json"
 METADATA_FILE = "metadata.json"
 LITERT_FILE = "model.tflite"
 LITERT_QUANTIZED_FILE = "model_quantized.tflite"
+REFERENCE_FILE = "reference.json"
 REPORT_DIR = "report"
 MODEL_CARD_FILE = "model_card.html"
 _PARTIAL_PREFIX = ".partial-"
@@ -32,10 +34,11 @@ ARTEFACTS = {
     "litert_quantized": LITERT_QUANTIZED_FILE,
     "statistics": STATS_FILE,
     "metadata": METADATA_FILE,
+    "reference": REFERENCE_FILE,
     "report": REPORT_DIR,
 }
 """The bundle's artefacts by name, as the storage cost lists them."""
-LITERT_SERVING = ("litert", "statistics", "metadata")
+LITERT_SERVING = ("litert", "statistics", "metadata", "reference")
 """What a LiteRT-only service reads of a version."""
 
 
@@ -69,6 +72,13 @@ def read_stats(version_dir: Path) -> PreprocessingStats:
 
 def read_metadata(version_dir: Path) -> Metadata:
     return _read_json(version_dir / METADATA_FILE, Metadata)
+
+
+def read_reference(version_dir: Path) -> ReferenceDistributions | None:
+    """The drift reference, or None for a bundle from before training wrote one."""
+    if not (version_dir / REFERENCE_FILE).exists():
+        return None
+    return _read_json(version_dir / REFERENCE_FILE, ReferenceDistributions)
 
 
 def _read_json(path: Path, model: type[_M]) -> _M:

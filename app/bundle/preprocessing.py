@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, NamedTuple, Self
 
 import numpy as np
 from pydantic import (
@@ -29,6 +29,7 @@ from app.bundle.cells import category_key
 from app.bundle.documents import FORMAT_VERSION, Strict
 
 MAX_VOCABULARY = 1000
+MISSING_SLOT = -1
 
 # Class labels keep their original JSON type: "yes", 3, true. Strict, so 1 and true stay apart.
 Label = StrictBool | StrictInt | StrictFloat | StrictStr
@@ -96,14 +97,24 @@ class CategoricalFeature(Strict):
         return cls(name=name, vocabulary=kept[:MAX_VOCABULARY])
 
     def encode(self, values: Sequence[object] | np.ndarray) -> np.ndarray:
+        return self.one_hot(self.slots(values))
+
+    def slots(self, values: Sequence[object] | np.ndarray) -> np.ndarray:
+        """Each value's one-hot slot: its vocabulary index, the last slot for a rare or unseen
+        category, and `MISSING_SLOT` for a missing one (which the one-hot puts in the last)."""
         other, index = len(self.vocabulary), self._index  # a local: pydantic's lookup is slow
-        slots = np.fromiter(
-            (index.get(k, other) if (k := category_key(v)) is not None else other for v in values),
+        return np.fromiter(
+            (
+                index.get(k, other) if (k := category_key(v)) is not None else MISSING_SLOT
+                for v in values
+            ),
             dtype=np.intp,
             count=len(values),
         )
+
+    def one_hot(self, slots: np.ndarray) -> np.ndarray:
         out = np.zeros((len(slots), self.width))
-        out[np.arange(len(slots)), slots] = 1.0
+        out[np.arange(len(slots)), np.where(slots == MISSING_SLOT, self.width - 1, slots)] = 1.0
         return out
 
 
@@ -252,13 +263,21 @@ class PreprocessingStats(Strict):
         The layout: every numeric feature, in feature order, then each categorical feature's
         one-hot block, in feature order.
         """
+        return self.encode_columns(columns).x
+
+    def transform_rows(self, rows: Sequence[Mapping[str, object]]) -> np.ndarray:
+        """The same as `transform`, from rows that map every feature name to its value."""
+        return self._encoder.rows(rows).x
+
+    def encode_columns(self, columns: Mapping[str, Sequence[object] | np.ndarray]) -> Encoded:
+        """`transform`, with which cells were missing."""
         lengths = {len(columns[f.name]) for f in self.features}
         if len(lengths) != 1:
             raise ValueError(f"columns differ in length: {sorted(lengths)}")
         return self._encoder.columns(columns, lengths.pop())
 
-    def transform_rows(self, rows: Sequence[Mapping[str, object]]) -> np.ndarray:
-        """The same as `transform`, from rows that map every feature name to its value."""
+    def encode_rows(self, rows: Sequence[Mapping[str, object]]) -> Encoded:
+        """`transform_rows`, with which cells were missing."""
         return self._encoder.rows(rows)
 
     def decode(self, outputs: np.ndarray) -> Decoded:
@@ -268,6 +287,14 @@ class PreprocessingStats(Strict):
         probabilities = target.probabilities(outputs)
         labels = [target.classes[i] for i in probabilities.argmax(axis=1)]
         return Decoded(values=labels, probabilities=probabilities)
+
+
+class Encoded(NamedTuple):
+    """Model inputs, and which cells were missing: (rows, features) in the inputs' layout
+    order (`input_columns`), before the transform filled them."""
+
+    x: np.ndarray
+    missing: np.ndarray
 
 
 class _Encoder:
@@ -286,20 +313,20 @@ class _Encoder:
         self.scaled_fill = (np.array([f.fill_value for f in numeric]) - mean) / std
         self.categorical = [f for f in features if isinstance(f, CategoricalFeature)]
 
-    def rows(self, rows: Sequence[Mapping[str, object]]) -> np.ndarray:
+    def rows(self, rows: Sequence[Mapping[str, object]]) -> Encoded:
         names = self.numeric
         numeric = np.array([[row[name] for name in names] for row in rows], dtype=np.float64)
         categorical = [[row[f.name] for row in rows] for f in self.categorical]
         return self._encode(numeric.reshape(len(rows), len(names)), categorical)
 
-    def columns(self, columns: Mapping[str, Sequence[object] | np.ndarray], n: int) -> np.ndarray:
+    def columns(self, columns: Mapping[str, Sequence[object] | np.ndarray], n: int) -> Encoded:
         numeric = np.array([columns[name] for name in self.numeric], dtype=np.float64)
         categorical = [columns[f.name] for f in self.categorical]
         return self._encode(numeric.T.reshape(n, len(self.numeric)), categorical)
 
     def _encode(
         self, numeric: np.ndarray, categorical: Sequence[Sequence[object] | np.ndarray]
-    ) -> np.ndarray:
+    ) -> Encoded:
         scaled: np.ndarray = numeric * self.scale + self.shift
         # Missing: NaN (None) and both infinities in the input. A finite input too far out to
         # standardise stays infinite, for the server to refuse rather than guess.
@@ -307,9 +334,11 @@ class _Encoder:
         if missing.any():
             scaled = np.where(missing, self.scaled_fill, scaled)
         if categorical:
-            blocks = [f.encode(c) for f, c in zip(self.categorical, categorical, strict=True)]
+            slots = [f.slots(c) for f, c in zip(self.categorical, categorical, strict=True)]
+            blocks = [f.one_hot(s) for f, s in zip(self.categorical, slots, strict=True)]
             scaled = np.hstack([scaled, *blocks])
-        return scaled.astype(np.float32)
+            missing = np.column_stack([missing, *(s == MISSING_SLOT for s in slots)])
+        return Encoded(scaled.astype(np.float32), missing)
 
 
 def _missing_as_nan(values: Sequence[object] | np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from fastapi_offline import FastAPIOffline
 from app.http.error_rendering import install_error_handlers
 from app.http.middleware import ServiceMiddleware
 from app.http.openapi import install_model_openapi
-from app.http.routes import health, metrics, pages, predict, tfserving, v2
+from app.http.routes import drift, health, metrics, pages, predict, tfserving, v2
 from app.model.loading import load_models
 from app.model.predictor import Predictor
 from app.model.reloads import ModelWatcher
@@ -39,6 +39,13 @@ def create_app(
     state = ServiceState(default=settings.model_name)
     telemetry = Metrics(LiveCost(settings.cost_window_seconds, settings.cost_per_cpu_hour))
     api_keys = ApiKeys(read_api_keys(settings))
+    telemetry.watch_drift(
+        lambda: [
+            (name, served.inference.drift)
+            for name, served in state.models.items()
+            if served.inference.drift is not None
+        ]
+    )
 
     def build(predictor: Predictor) -> ServedModel:
         on_call = telemetry.batch_size.labels(predictor.name).observe
@@ -98,6 +105,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(predict.router)
     predict.install_fast_path(app)
+    app.include_router(drift.router)
     app.include_router(pages.router)
     app.include_router(health.router)
     app.include_router(metrics.router)

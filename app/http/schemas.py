@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
@@ -80,6 +80,39 @@ class ModelDescription(ServedMetadata):
     """The served bundle's metadata, with what its predictions cost live."""
 
     live_cost: LiveCost
+
+
+class DriftFigures(BaseModel):
+    """How far one feature's (or the output's) live distribution is from the training data's."""
+
+    kind: Literal["numeric", "categorical", "regression", "classification"]
+    psi: float = Field(description="Population stability index over the bins.")
+    js: float = Field(description="Jensen-Shannon distance (base 2, 0 to 1).")
+    status: Literal["ok", "warn", "alert"]
+    missing_rate: float | None = None
+    reference_missing_rate: float | None = None
+    out_of_vocabulary_rate: float | None = Field(
+        default=None, description="Categorical features: share of rare or unseen categories."
+    )
+    reference_out_of_vocabulary_rate: float | None = None
+
+
+class DriftReport(BaseModel):
+    """Live drift of one served model version against its training data."""
+
+    model_name: str
+    model_version: int
+    status: Literal["ok", "warn", "alert", "collecting", "unavailable"] = Field(
+        description="The worst feature's or the output's status; `collecting` until "
+        "`min_rows` rows are in the window; `unavailable` when drift is off or the bundle "
+        "has no reference distributions."
+    )
+    message: str | None = None
+    window_rows: int | None = Field(description="DRIFT_WINDOW_ROWS.")
+    rows: int = Field(description="Rows in the window now.")
+    min_rows: int | None = None
+    features: dict[str, DriftFigures]
+    output: DriftFigures | None
 
 
 class Liveness(BaseModel):

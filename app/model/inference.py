@@ -10,6 +10,7 @@ import anyio.to_thread
 import numpy as np
 
 from app.bundle import Decoded
+from app.model.drift import DriftMonitor
 from app.model.predictor import Predictor
 from app.ops.request_context import note_rows
 
@@ -116,7 +117,8 @@ class Inference:
     runtime or in a worker thread on a slow one.
 
     `on_call` hears the row count of every model call that is not batched (the batcher has
-    its own hook), so batch-size metrics see every call.
+    its own hook), so batch-size metrics see every call. `drift`, when given, sees every
+    call's inputs and outputs.
     """
 
     def __init__(
@@ -124,29 +126,38 @@ class Inference:
         predictor: Predictor,
         batcher: Batcher | None = None,
         on_call: Callable[[int], None] | None = None,
+        drift: DriftMonitor | None = None,
     ) -> None:
         self.predictor = predictor
         self.batcher = batcher
+        self.drift = drift
         self._on_call = on_call
 
     async def predict_rows(self, rows: Rows) -> Decoded:
         predictor = self.predictor  # encode_rows checks the row count (413) before any work
-        if self.batcher is not None and len(rows) <= INLINE_MAX_ROWS:
-            x = predictor.encode_rows(rows)
-            decoded = predictor.decode(await self.batcher.submit(x))
+        if len(rows) > INLINE_MAX_ROWS or (self.batcher is None and not predictor.runtime.fast):
+            # Large requests are a batch of their own: coalescing would only delay them
+            # and others. A request that times out stops waiting; its call finishes alone.
+            x, missing, outputs = await anyio.to_thread.run_sync(
+                self._encode_and_run, rows, abandon_on_cancel=True
+            )
         else:
-            if len(rows) <= INLINE_MAX_ROWS and predictor.runtime.fast:
-                decoded = predictor.predict_rows(rows)
+            x, missing = predictor.encode_rows(rows)
+            if self.batcher is not None:
+                outputs = await self.batcher.submit(x)
             else:
-                # Large requests are a batch of their own: coalescing would only delay them
-                # and others. A request that times out stops waiting; its call finishes alone.
-                decoded = await anyio.to_thread.run_sync(
-                    predictor.predict_rows, rows, abandon_on_cancel=True
-                )
-            if self._on_call is not None:
-                self._on_call(len(rows))
+                outputs = predictor.runtime(x)
+        batched = self.batcher is not None and len(rows) <= INLINE_MAX_ROWS
+        if not batched and self._on_call is not None:  # the batcher reports its own calls
+            self._on_call(len(rows))
+        if self.drift is not None:
+            self.drift.observe(x, missing, outputs)
         note_rows(len(rows))
-        return decoded
+        return predictor.decode(outputs)
+
+    def _encode_and_run(self, rows: Rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        x, missing = self.predictor.encode_rows(rows)
+        return x, missing, self.predictor.runtime(x)
 
     def close(self, *, wait: bool = True) -> None:
         if self.batcher is not None:

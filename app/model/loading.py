@@ -14,6 +14,7 @@ from app.bundle import (
     TrainedAs,
     list_models,
     read_metadata,
+    read_reference,
     read_stats,
     resolve_version_dir,
 )
@@ -69,7 +70,14 @@ def load_predictor(
             f"the {runtime.name} model takes {runtime.input_width} inputs but the statistics "
             f"encode {stats.input_width}",
         )
-    predictor = Predictor(stats, metadata, runtime, max_rows=settings.max_rows, path=version_dir)
+    predictor = Predictor(
+        stats,
+        metadata,
+        runtime,
+        max_rows=settings.max_rows,
+        path=version_dir,
+        reference=read_reference(version_dir),
+    )
     _warm_up(predictor, version_dir)
     logger.info(
         "loaded model %s version %d (%d features, runtime %s) in %.2f s",

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from app.bundle import Decoded, NumericFeature, PreprocessingStats, ServedMetadata
+from app.bundle import (
+    Decoded,
+    Encoded,
+    NumericFeature,
+    PreprocessingStats,
+    ServedMetadata,
+)
+from app.bundle.reference import ReferenceDistributions
 from app.errors import InvalidInput, TooManyRows
 from app.model.runtime import Runtime
 
@@ -25,6 +32,8 @@ class Predictor:
     runtime: Runtime
     max_rows: int
     path: Path
+    reference: ReferenceDistributions | None = None
+    """The training data's distributions, for drift; None in bundles from before them."""
 
     @property
     def name(self) -> str:
@@ -40,17 +49,20 @@ class Predictor:
 
     def predict_rows(self, rows: Sequence[Mapping[str, object]]) -> Decoded:
         """Rows holding every feature (None for missing) -> one prediction per row."""
-        return self.decode(self.runtime(self.encode_rows(rows)))
+        return self.decode(self.runtime(self.encode_rows(rows).x))
 
     def predict_columns(self, columns: Columns) -> Decoded:
         """Equal-length columns by feature name (None, NaN or inf for missing) -> predictions."""
         self.check_row_count(len(next(iter(columns.values()), ())))
         return self.decode(self.runtime(self._in_range(self.stats.transform(columns))))
 
-    def encode_rows(self, rows: Sequence[Mapping[str, object]]) -> np.ndarray:
-        """Rows -> the network's float32 inputs, through the bundle's own transform."""
+    def encode_rows(self, rows: Sequence[Mapping[str, object]]) -> Encoded:
+        """Rows -> the network's float32 inputs, through the bundle's own transform, and
+        which cells were missing."""
         self.check_row_count(len(rows))
-        return self._in_range(self.stats.transform_rows(rows))
+        encoded = self.stats.encode_rows(rows)
+        self._in_range(encoded.x)
+        return encoded
 
     def _in_range(self, x: np.ndarray) -> np.ndarray:
         """`x`, unless a value was so far from the training data that, standardised, it left

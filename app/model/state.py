@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel
 
 from app.errors import ModelNotReady, NotFound, shown
+from app.model.drift import DriftMonitor
 from app.model.inference import Batcher, Inference
 from app.model.predictor import Predictor
 from app.model.request_schema import request_model_for
@@ -39,7 +40,10 @@ class ServedModel:
                 timeout=settings.batch_timeout_micros / 1e6,
                 on_batch=on_call,
             )
-        inference = Inference(predictor, batcher, on_call)
+        drift = None
+        if settings.drift == "on" and predictor.reference is not None:
+            drift = DriftMonitor(predictor.stats, predictor.reference, settings.drift_window_rows)
+        inference = Inference(predictor, batcher, on_call, drift)
         return cls(predictor, request_model_for(predictor.stats), inference)
 
 

@@ -7,6 +7,9 @@ process, as they do in the tests. Children of labelled metrics are cached, becau
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -21,6 +24,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from app.model.drift import STATUS_LEVEL, DriftMonitor
 from app.model.predictor import Predictor
 from app.ops.live_cost import LiveCost
 
@@ -129,6 +133,10 @@ class Metrics:
         for outcome in ("success", "failure"):
             self.loads.labels(predictor.name, "reload", outcome)
 
+    def watch_drift(self, monitors: Callable[[], Iterable[tuple[str, DriftMonitor]]]) -> None:
+        """Export the drift of the monitors `monitors` lists (model name, monitor) at scrape."""
+        self.registry.register(_DriftCollector(monitors))
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -180,3 +188,50 @@ class _LiveCostCollector:
             for name, documentation, value in gauges
             if value is not None
         ]
+
+
+class _DriftCollector:
+    """Each served model's drift, read at scrape: per feature and for the output, the
+    statistics and the status (0 ok, 1 warn, 2 alert), once the window has enough rows."""
+
+    def __init__(self, monitors: Callable[[], Iterable[tuple[str, DriftMonitor]]]) -> None:
+        self.monitors = monitors
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> list[Metric]:
+        window = GaugeMetricFamily(
+            "tabserve_drift_window_rows",
+            "Rows in each model's drift window now (drift is reported from a minimum).",
+            labels=("model",),
+        )
+        features = GaugeMetricFamily(
+            "tabserve_feature_drift",
+            "Live drift of each feature against the training data: psi, js (Jensen-Shannon "
+            "distance), missing_rate, out_of_vocabulary_rate, status (0 ok, 1 warn, 2 alert).",
+            labels=("model", "feature", "statistic"),
+        )
+        output = GaugeMetricFamily(
+            "tabserve_output_drift",
+            "Live drift of the model's output against its output on the training data: psi, "
+            "js, status (0 ok, 1 warn, 2 alert).",
+            labels=("model", "statistic"),
+        )
+        for model, monitor in self.monitors():
+            report = monitor.report()
+            window.add_metric((model,), report["rows"])
+            for feature, figures in report["features"].items():
+                for statistic, value in _drift_values(figures):
+                    features.add_metric((model, feature, statistic), value)
+            if report["output"] is not None:
+                for statistic, value in _drift_values(report["output"]):
+                    output.add_metric((model, statistic), value)
+        return [window, features, output]
+
+
+def _drift_values(figures: dict[str, Any]) -> Iterator[tuple[str, float]]:
+    for statistic in ("psi", "js", "missing_rate", "out_of_vocabulary_rate"):
+        if figures.get(statistic) is not None:
+            yield statistic, float(figures[statistic])
+    yield "status", float(STATUS_LEVEL[figures["status"]])

@@ -101,7 +101,7 @@ def test_storage_is_the_bytes_on_disk(priced_run: tuple[Path, float, str]) -> No
         p.stat().st_size for p in (version / "saved_model").rglob("*") if p.is_file()
     )
     assert storage.litert_serving_bytes == sum(
-        storage.files[k] for k in ("litert", "statistics", "metadata")
+        storage.files[k] for k in ("litert", "statistics", "metadata", "reference")
     )
     assert sum(storage.files.values()) == storage.total_bytes
 
