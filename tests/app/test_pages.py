@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from app.http.factory import create_app
 from app.http.routes.pages import landing_html
+from app.http.schemas import DriftFigures, DriftReport
 from app.model.loading import load_predictor
 from app.ops.live_cost import LiveCost
 from tests.helpers.service import settings_for
@@ -46,10 +47,23 @@ def test_the_landing_page_escapes_what_it_shows(model_root: Path) -> None:
     predictor = load_predictor(settings_for(model_root))
     hostile = predictor.metadata.model_copy(update={"target": "<script>alert(1)</script>"})
     live = LiveCost(window_seconds=60).figures()
-    html = landing_html(dataclasses.replace(predictor, metadata=hostile), {"<b>x</b>": 2}, live)
+    figures = DriftFigures(kind="numeric", psi=0.3, js=0.2, status="alert")
+    drift = DriftReport(
+        model_name="diabetes",
+        model_version=1,
+        status="alert",
+        window_rows=10_000,
+        rows=5_000,
+        features={"<i>f</i>": figures},
+        output=None,
+    )
+    html = landing_html(
+        dataclasses.replace(predictor, metadata=hostile), {"<b>x</b>": 2}, live, drift
+    )
     assert "<script>alert" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "&lt;b&gt;x&lt;/b&gt; (version 2)" in html
+    assert "<td>&lt;i&gt;f&lt;/i&gt;</td>" in html
 
 
 def test_the_landing_page_is_503_until_a_model_is_loaded(model_root: Path) -> None:

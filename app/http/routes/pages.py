@@ -9,7 +9,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from app.http.dependencies import live_cost, service_state
-from app.http.schemas import error_responses
+from app.http.routes.drift import drift_report
+from app.http.schemas import DriftReport, error_responses
+from app.model.drift import STATUS_LEVEL
 from app.model.predictor import Predictor
 from app.ops.live_cost import LiveCostFigures
 
@@ -39,6 +41,8 @@ table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .35rem .6rem; border-bottom: 1px solid #e5e9ee; }
 th { font-weight: 600; color: #59636e; }
 td.num { font-variant-numeric: tabular-nums; }
+td.status-warn { color: #9a6700; font-weight: 600; }
+td.status-alert { color: #d1242f; font-weight: 600; }
 .primary td { font-weight: 600; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: .25rem 1rem; margin: 0; }
 dt { color: #59636e; }
@@ -56,12 +60,19 @@ code { font: 13px ui-monospace, SFMono-Regular, Menlo, monospace; }
 def landing(request: Request) -> HTMLResponse:
     """Which model and version is served, its test metrics, and where to go next."""
     state = service_state(request)
-    predictor = state.require().predictor
+    served = state.require()
+    predictor = served.predictor
     others = {n: s.predictor.version for n, s in state.models.items() if n != predictor.name}
-    return HTMLResponse(landing_html(predictor, others, live_cost(request).figures()))
+    drift = drift_report(served)
+    return HTMLResponse(landing_html(predictor, others, live_cost(request).figures(), drift))
 
 
-def landing_html(predictor: Predictor, others: dict[str, int], live: LiveCostFigures) -> str:
+def landing_html(
+    predictor: Predictor,
+    others: dict[str, int],
+    live: LiveCostFigures,
+    drift: DriftReport,
+) -> str:
     meta = predictor.metadata
     name = escape(meta.name)
     facts = {
@@ -95,6 +106,8 @@ def landing_html(predictor: Predictor, others: dict[str, int], live: LiveCostFig
 <div class="card">{_facts(facts)}</div>
 <h2>Test metrics</h2>
 <div class="card">{_metrics_table(predictor)}</div>
+<h2 id="drift">Drift</h2>
+<div class="card">{_drift_table(drift)}</div>
 <h2 id="cost">Cost</h2>
 <div class="card">{_cost_facts(predictor, live)}</div>
 {_importance(predictor)}
@@ -169,6 +182,37 @@ def _cost_facts(predictor: Predictor, live: LiveCostFigures) -> str:
             f"{r.predictions_per_cpu_second:,.0f} predictions per CPU-second"
         )
     return _facts(facts)
+
+
+def _drift_table(drift: DriftReport) -> str:
+    """Each feature's status against the training data, over the rows predicted lately."""
+    if drift.status in ("unavailable", "collecting"):
+        return f'<p id="drift-status">{escape(drift.status)}: {escape(drift.message or "")}</p>'
+    rows = [
+        (escape(name), figures)
+        for name, figures in sorted(
+            drift.features.items(), key=lambda item: -STATUS_LEVEL[item[1].status]
+        )
+    ]
+    if drift.output is not None:
+        rows.append(("<em>the model's output</em>", drift.output))
+    body = "".join(
+        f'<tr><td>{name}</td><td class="status-{f.status}">{f.status}</td>'
+        f'<td class="num">{f.psi:.3f}</td><td class="num">{f.js:.3f}</td>'
+        f'<td class="num">{_rate(f.missing_rate)}</td>'
+        f'<td class="num">{_rate(f.out_of_vocabulary_rate)}</td></tr>'
+        for name, f in rows
+    )
+    return (
+        f'<p id="drift-status">{drift.status} over the last {drift.rows:,} rows predicted '
+        "(PSI: population stability index; JS: Jensen-Shannon distance)</p>"
+        "<table><thead><tr><th>feature</th><th>status</th><th>PSI</th><th>JS</th>"
+        f"<th>missing</th><th>other category</th></tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
+def _rate(value: float | None) -> str:
+    return "&ndash;" if value is None else f"{value:.1%}"
 
 
 def _importance(predictor: Predictor) -> str:
