@@ -21,6 +21,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.model.drift import MIN_ROWS
 from app.settings import Settings
 from tests.helpers.service import serve
 
@@ -31,6 +32,7 @@ DATASOURCES = GRAFANA / "provisioning" / "datasources" / "prometheus.yaml"
 PROVIDERS = GRAFANA / "provisioning" / "dashboards" / "tabserve.yaml"
 GRAFANA_README = GRAFANA / "README.md"
 PROMETHEUS = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 COMPOSE = ROOT / "docker-compose.yml"
 
 DS_VARIABLE = "DS_PROMETHEUS"
@@ -170,10 +172,10 @@ def expressions(board: Doc) -> list[tuple[str, str]]:
     return found
 
 
-def problems(board: Doc, exported: dict[str, set[str]]) -> list[str]:
-    """What in the dashboard's queries the app does not export, or PromQL does not have."""
+def problems(queries: list[tuple[str, str]], exported: dict[str, set[str]]) -> list[str]:
+    """What in (where, PromQL) queries the app does not export, or PromQL does not have."""
     found = []
-    for where, expr in expressions(board):
+    for where, expr in queries:
         query = parse_promql(expr)
         if not query.metrics:
             found.append(f"{where}: queries no metric: {expr}")
@@ -255,9 +257,9 @@ def scrape_config(job: str) -> Doc:
 def exported(version_dir: Path, model_root: Path) -> dict[str, set[str]]:
     """Sample name -> label names, as the app exports them after a prediction and a 404."""
     features = json.loads((version_dir / "metadata.json").read_text(encoding="utf-8"))["features"]
-    # With a price, so that every cost series exists as well.
+    # With a price, so that every cost series exists as well, and enough rows for drift.
     with serve(model_root, "diabetes", cost_per_cpu_hour=0.05) as client:
-        rows = [dict.fromkeys(features, 0.01)] * 3
+        rows = [dict.fromkeys(features, 0.01)] * MIN_ROWS
         assert client.post("/predict", json={"instances": rows}).status_code == 200
         assert client.get("/no/such/path").status_code == 404
         response = client.get("/metrics")
@@ -268,6 +270,7 @@ def exported(version_dir: Path, model_root: Path) -> dict[str, set[str]]:
             names.setdefault(sample.name, set()).update(sample.labels)
     assert "tabserve_rows_predicted_total" in names  # the prediction made its series
     assert "tabserve_cost_per_million_predictions" in names
+    assert "tabserve_feature_drift" in names and "tabserve_output_drift" in names
     return names
 
 
@@ -293,13 +296,13 @@ def test_the_extractor_finds_metrics_labels_and_calls_and_nothing_else() -> None
 def test_a_wrong_metric_name_label_or_function_is_caught(exported: dict[str, set[str]]) -> None:
     """The check below on a copy of the dashboard with mistakes put in."""
     board = dashboard()
-    assert problems(board, exported) == []
+    assert problems(expressions(board), exported) == []
     broken = copy.deepcopy(board)
     targets = [t for p in all_panels(broken) for t in p.get("targets", []) if "expr" in t]
     targets[0]["expr"] = targets[0]["expr"].replace("tabserve_", "tabserve_typo_", 1)
     targets[1]["expr"] = "sum by (status_code) (rate(tabserve_http_requests_total[5m]))"
     targets[2]["expr"] = "histogram_quantil(0.9, tabserve_http_request_duration_seconds_bucket)"
-    found = problems(broken, exported)
+    found = problems(expressions(broken), exported)
     assert len(found) == 3, found
     assert "tabserve_typo_" in found[0]
     assert "'status_code'" in found[1]
@@ -326,7 +329,7 @@ def test_every_queried_metric_and_label_is_exported(exported: dict[str, set[str]
         "process_resident_memory_bytes",
         "process_cpu_seconds_total",
     } <= queried
-    assert problems(board, exported) == []
+    assert problems(expressions(board), exported) == []
 
 
 def test_dashboard_is_a_grafana_dashboard() -> None:
@@ -455,3 +458,38 @@ def test_grafana_service_is_open_to_viewers_and_opens_on_the_dashboard() -> None
     assert "prometheus" in service["depends_on"]
     home = host_path(service, env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"])
     assert home == DASHBOARD
+
+
+# --- alerting rules -------------------------------------------------------------------------------
+
+
+def alert_rules() -> list[Doc]:
+    rules: list[Doc] = [rule for group in load_yaml(ALERTS)["groups"] for rule in group["rules"]]
+    return rules
+
+
+def test_the_alerting_rules_query_what_the_app_exports(exported: dict[str, set[str]]) -> None:
+    rules = alert_rules()
+    assert {"TabserveFeatureDrift", "TabserveOutputDrift"} <= {r["alert"] for r in rules}
+    assert problems([(f"alert {r['alert']}", r["expr"]) for r in rules], exported) == []
+    for rule in rules:
+        assert re.fullmatch(r"\d+[smh]", rule["for"]), rule["alert"]
+        assert rule["labels"]["severity"] in {"info", "warning", "critical"}, rule["alert"]
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"]
+
+
+def test_an_alert_fires_on_the_alert_status_only() -> None:
+    """status is 0 ok, 1 warn, 2 alert: the drift alerts compare it with 2, the warning with 1."""
+    by_name = {r["alert"]: r["expr"] for r in alert_rules()}
+    for name in ("TabserveFeatureDrift", "TabserveOutputDrift"):
+        assert 'statistic="status"' in by_name[name] and by_name[name].rstrip().endswith(">= 2")
+    assert by_name["TabserveFeatureDriftWarning"].rstrip().endswith(">= 1")
+
+
+def test_prometheus_loads_the_rules_compose_mounts() -> None:
+    config = load_yaml(PROMETHEUS)
+    service = compose_services()["prometheus"]
+    (config_file,) = [a.split("=", 1)[1] for a in service["command"] if a.startswith("--config.")]
+    for rule_file in config["rule_files"]:
+        in_container = str(Path(config_file).parent / rule_file)
+        assert host_path(service, in_container) == ALERTS
