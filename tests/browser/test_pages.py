@@ -129,6 +129,8 @@ def test_the_landing_page_names_the_served_model(browser: Chrome, address: str) 
     assert float(browser.find_element(By.ID, "live-cpu-per-1000").text) > 0
     assert float(browser.find_element(By.ID, "live-cost-per-million").text) > 0
     assert browser.find_element(By.ID, "importance").is_displayed()
+    # 200 rows so far: the drift table says it is collecting, and how many rows it needs.
+    assert "collecting: 200 rows seen" in browser.find_element(By.ID, "drift-status").text
     full_page_screenshot(browser, "landing")
     section_screenshot(browser, "cost", "landing-cost")
     assert_only_loopback(browser, "/")

@@ -269,3 +269,38 @@ def test_streamed_scores_come_from_a_bounded_sample_of_the_test_rows(
     assert isinstance(scored, int)
     assert meta.rows.test > 60
     assert 20 <= scored <= 60
+
+
+def test_streamed_training_writes_the_drift_reference_as_in_memory(
+    messy_csv: Path, model_root: Path, tmp_path: Path
+) -> None:
+    """The same bins of the same kinds and nearly the same shares: streamed data count a sample
+    of the training rows, which the messy file's 400 rows hold whole."""
+    from app.bundle import read_reference
+    from training import pipeline
+    from training.config import Hyperparameters, TrainConfig
+
+    frame = pd.read_csv(messy_csv, dtype=str, keep_default_na=False)
+    version = pipeline.run(
+        TrainConfig(
+            data=write_shards(frame, tmp_path / "shards", parts=2),
+            target="price",
+            categorical=("rooms",),
+            drop=MESSY_DROP["price"],
+            model_dir=tmp_path / "models",
+            params=Hyperparameters(epochs=2, seed=SEED),
+        )
+    )
+    assert version is not None
+    streamed, in_memory = read_reference(version), read_reference(model_root / "messy" / "1")
+    assert streamed is not None and in_memory is not None
+    assert streamed.features.keys() == in_memory.features.keys()
+    for name, distribution in streamed.features.items():
+        other = in_memory.features[name]
+        assert distribution.kind == other.kind
+        assert sum(distribution.shares) == pytest.approx(1.0)
+        # Missing cells: a split of the same rows, so the same share give or take sampling.
+        assert distribution.shares[-1] == pytest.approx(other.shares[-1], abs=0.05)
+    colour, other_colour = streamed.features["colour"], in_memory.features["colour"]
+    assert colour.labels == other_colour.labels  # the same vocabulary, the same bins
+    assert streamed.output.kind == "regression" and len(streamed.output.edges) >= 5
