@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RuntimeName = Literal["auto", "savedmodel", "litert", "litert-quantized"]
@@ -15,6 +15,12 @@ class Settings(BaseSettings):
     """Every setting has a plain upper-case environment variable of the same name."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    @model_validator(mode="after")
+    def _one_payload_log(self) -> Settings:
+        if self.payload_log_dir is not None and self.payload_log_url is not None:
+            raise ValueError("set PAYLOAD_LOG_DIR or PAYLOAD_LOG_URL, not both")
+        return self
 
     def pinned_version(self, name: str) -> int | None:
         """The version of model `name` to serve, or None for its newest."""
@@ -76,6 +82,25 @@ class Settings(BaseSettings):
 
     drift_window_rows: int = Field(default=10_000, ge=100)
     """Rows the drift figures cover: the most recent this many (and up to one call more)."""
+
+    payload_log_dir: Path | None = None
+    """Log every prediction request (its rows as received after validation, and its
+    predictions) as gzip-compressed JSON lines into this directory, to retrain on. Unset:
+    feature values are written nowhere."""
+
+    payload_log_url: str | None = None
+    """Instead of a directory, POST each request and its response to this URL as CloudEvents
+    in binary mode, as KServe's inference logger does."""
+
+    payload_log_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """A payload log file is closed and a new one begun past this many bytes of JSON."""
+
+    payload_log_rotate_seconds: float = Field(default=3600.0, gt=0)
+    """... or once it is this old."""
+
+    payload_log_queue: int = Field(default=10_000, ge=1)
+    """Requests waiting to be logged at most; past it entries are dropped and counted
+    (tabserve_payload_log_dropped_total) rather than delay a request."""
 
     cost_per_cpu_hour: float | None = Field(default=None, gt=0)
     """What a CPU-hour costs, in any currency: the live cost per million predictions is then

@@ -23,6 +23,7 @@ from app.model.state import ServedModel, ServiceState
 from app.ops.api_keys import DOCS_ASSETS, ApiKeys, read_api_keys
 from app.ops.live_cost import LiveCost
 from app.ops.metrics import Metrics
+from app.ops.payload_log import CloudEventsSink, DirectorySink, PayloadLog, Sink
 from app.settings import Settings
 
 
@@ -47,9 +48,11 @@ def create_app(
         ]
     )
 
+    payload_log = _payload_log(settings, telemetry)
+
     def build(predictor: Predictor) -> ServedModel:
         on_call = telemetry.batch_size.labels(predictor.name).observe
-        return ServedModel.build(predictor, settings, on_call)
+        return ServedModel.build(predictor, settings, on_call, payload_log)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -60,6 +63,8 @@ def create_app(
             telemetry.observe_load(predictor.name, "startup", ok=True)
             telemetry.serving(predictor)
         state.models = {name: build(p) for name, p in loaded.items()}
+        if payload_log is not None:
+            payload_log.start()
         watching = None
         if settings.model_poll_seconds > 0:
             watcher = ModelWatcher(settings, state, telemetry, build)
@@ -80,6 +85,8 @@ def create_app(
             served, state.models = state.models, {}
             for model in served.values():
                 model.inference.close()
+            if payload_log is not None:  # every answered request is in the queue by now
+                await payload_log.close()
 
     # FastAPIOffline serves Swagger UI's and ReDoc's files from the package instead of a CDN,
     # so /docs works where the service has no internet.
@@ -103,13 +110,28 @@ def create_app(
         timeout=settings.request_timeout_seconds,
     )
     install_error_handlers(app)
-    app.include_router(predict.router)
-    predict.install_fast_path(app)
-    app.include_router(drift.router)
-    app.include_router(pages.router)
-    app.include_router(health.router)
-    app.include_router(metrics.router)
-    app.include_router(tfserving.router)
-    app.include_router(v2.router)
+    _include_routes(app)
     install_model_openapi(app, state, secured=api_keys.enabled)
     return app
+
+
+def _include_routes(app: FastAPI) -> None:
+    app.include_router(predict.router)
+    predict.install_fast_path(app)
+    for routes in (drift, pages, health, metrics, tfserving, v2):
+        app.include_router(routes.router)
+
+
+def _payload_log(settings: Settings, telemetry: Metrics) -> PayloadLog | None:
+    sink: Sink
+    if settings.payload_log_dir is not None:
+        sink = DirectorySink(
+            settings.payload_log_dir,
+            settings.payload_log_max_bytes,
+            settings.payload_log_rotate_seconds,
+        )
+    elif settings.payload_log_url is not None:
+        sink = CloudEventsSink(settings.payload_log_url)
+    else:
+        return None
+    return PayloadLog(sink, settings.payload_log_queue, on_drop=telemetry.payload_dropped.inc)

@@ -118,7 +118,7 @@ class Inference:
 
     `on_call` hears the row count of every model call that is not batched (the batcher has
     its own hook), so batch-size metrics see every call. `drift`, when given, sees every
-    call's inputs and outputs.
+    call's inputs and outputs; `payload_log` every request's rows and answer.
     """
 
     def __init__(
@@ -127,11 +127,13 @@ class Inference:
         batcher: Batcher | None = None,
         on_call: Callable[[int], None] | None = None,
         drift: DriftMonitor | None = None,
+        payload_log: Callable[[Rows, Decoded], None] | None = None,
     ) -> None:
         self.predictor = predictor
         self.batcher = batcher
         self.drift = drift
         self._on_call = on_call
+        self._payload_log = payload_log
 
     async def predict_rows(self, rows: Rows) -> Decoded:
         predictor = self.predictor  # encode_rows checks the row count (413) before any work
@@ -153,7 +155,10 @@ class Inference:
         if self.drift is not None:
             self.drift.observe(x, missing, outputs)
         note_rows(len(rows))
-        return predictor.decode(outputs)
+        decoded = predictor.decode(outputs)
+        if self._payload_log is not None:
+            self._payload_log(rows, decoded)
+        return decoded
 
     def _encode_and_run(self, rows: Rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         x, missing = self.predictor.encode_rows(rows)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import BaseModel
 
+from app.bundle import Decoded
 from app.errors import ModelNotReady, NotFound, shown
 from app.model.drift import DriftMonitor
-from app.model.inference import Batcher, Inference
+from app.model.inference import Batcher, Inference, Rows
 from app.model.predictor import Predictor
 from app.model.request_schema import request_model_for
+from app.ops import request_context
+from app.ops.payload_log import PayloadLog, entry
 from app.ops.request_context import note_model
 from app.settings import Settings
 
@@ -30,8 +35,10 @@ class ServedModel:
         predictor: Predictor,
         settings: Settings,
         on_call: Callable[[int], None] | None = None,
+        payload_log: PayloadLog | None = None,
     ) -> ServedModel:
-        """`on_call` hears the number of rows in each model call, batched or not."""
+        """`on_call` hears the number of rows in each model call, batched or not; the
+        `payload_log`, when there is one, every request's rows and predictions."""
         batcher = None
         if settings.batching == "on":
             batcher = Batcher(
@@ -43,8 +50,23 @@ class ServedModel:
         drift = None
         if settings.drift == "on" and predictor.reference is not None:
             drift = DriftMonitor(predictor.stats, predictor.reference, settings.drift_window_rows)
-        inference = Inference(predictor, batcher, on_call, drift)
+        log = None if payload_log is None else _logger_for(predictor, payload_log)
+        inference = Inference(predictor, batcher, on_call, drift, log)
         return cls(predictor, request_model_for(predictor.stats), inference)
+
+
+def _logger_for(predictor: Predictor, payload_log: PayloadLog) -> Callable[[Rows, Decoded], None]:
+    name, version, classes = predictor.name, predictor.version, predictor.metadata.classes
+
+    def log(rows: Rows, decoded: Decoded) -> None:
+        info = request_context.current.get()
+        answer: dict[str, Any] = {"predictions": decoded.values}
+        if decoded.probabilities is not None:
+            answer |= {"probabilities": decoded.probabilities, "classes": classes}
+        request_id = info.request_id if info is not None else uuid.uuid4().hex
+        payload_log.submit(entry(request_id, name, version, rows, answer))
+
+    return log
 
 
 @dataclass

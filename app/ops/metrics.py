@@ -95,6 +95,12 @@ class Metrics:
             ("model", "version", "runtime"),
             registry=registry,
         )
+        self.payload_dropped = Counter(
+            "tabserve_payload_log_dropped",
+            "Payload log entries dropped: the queue was full (PAYLOAD_LOG_QUEUE) or the sink "
+            "failed. Requests are never delayed for the log.",
+            registry=registry,
+        )
         self._served: dict[str, tuple[str, str, str]] = {}
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._rows_children: dict[str, Counter] = {}
