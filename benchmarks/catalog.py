@@ -10,6 +10,8 @@ LITERT = "service-litert"
 SAVEDMODEL = "service-savedmodel"
 LITERT_UNBATCHED = "service-litert-unbatched"
 LITERT_LOGGED = "service-litert-logged"
+LITERT_NODRIFT = "service-litert-nodrift"
+LITERT_PAYLOAD = "service-litert-payload"
 SAVEDMODEL_UNBATCHED = "service-savedmodel-unbatched"
 NOOP = "fastapi-noop"
 RAW = "raw-asgi"
@@ -20,7 +22,26 @@ SERVICES = (LITERT, SAVEDMODEL)
 """Our service; the targets hold for the first, with default settings."""
 BATCHING = (LITERT_UNBATCHED, SAVEDMODEL_UNBATCHED)
 """Our service with batching off (it is on by default): what does batching buy?"""
-ALL = (LITERT, LITERT_LOGGED, SAVEDMODEL, *BATCHING, NOOP, RAW, KERAS, FASTAPI_SAVEDMODEL)
+DEFAULTS = LITERT_LOGGED
+"""Our service with every default setting (access log at LOG_LEVEL=info, drift on, no request
+log): the service as deployed, held to its own targets against the FastAPI no-op."""
+FEATURES = (LITERT_NODRIFT, LITERT_PAYLOAD)
+"""`DEFAULTS` with one feature changed: drift off (what drift costs), the request log on to a
+local directory (what it costs, and whether it drops entries)."""
+PAYLOAD_LOG_ENV = "PAYLOAD_LOG_DIR"
+"""A server whose environment sets this writes the request log; the benchmark reads its
+dropped entries from /metrics after the loads."""
+ALL = (
+    LITERT,
+    LITERT_LOGGED,
+    *FEATURES,
+    SAVEDMODEL,
+    *BATCHING,
+    NOOP,
+    RAW,
+    KERAS,
+    FASTAPI_SAVEDMODEL,
+)
 """Every server, in the order each round runs them."""
 
 
@@ -67,7 +88,13 @@ def server_specs(
     `cost_window_s` (see benchmarks/cost.py)."""
 
     def service(
-        runtime: str, description: str, batching: str = "on", name: str = "", log: str = "warning"
+        runtime: str,
+        description: str,
+        batching: str = "on",
+        name: str = "",
+        log: str = "warning",
+        *,
+        env: dict[str, str] | None = None,
     ) -> ServerSpec:
         return service_spec(
             model_root,
@@ -77,6 +104,7 @@ def server_specs(
             description=description,
             batching=batching,
             log_level=log,
+            env=env,
             cost_window_s=cost_window_s,
         )
 
@@ -107,6 +135,21 @@ def server_specs(
             "MODEL_RUNTIME=litert, LOG_LEVEL=info: a JSON access line per request, to a file",
             name=LITERT_LOGGED,
             log="info",
+        ),
+        service(
+            "litert",
+            f"{LITERT_LOGGED} with DRIFT=off: what live drift costs",
+            name=LITERT_NODRIFT,
+            log="info",
+            env={"DRIFT": "off"},
+        ),
+        service(
+            "litert",
+            f"{LITERT_LOGGED} with {PAYLOAD_LOG_ENV} set: the request log, to a new directory "
+            "in the work directory",
+            name=LITERT_PAYLOAD,
+            log="info",
+            env={PAYLOAD_LOG_ENV: "{scratch}"},
         ),
         service("savedmodel", "python -m app, MODEL_RUNTIME=savedmodel"),
         service("litert", "MODEL_RUNTIME=litert, BATCHING=off", "off", LITERT_UNBATCHED),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import math
@@ -9,6 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from benchmarks.catalog import PAYLOAD_LOG_ENV
 from benchmarks.cost import CostMeter, RunCost
 from benchmarks.process import (
     HOST,
@@ -23,6 +25,8 @@ from benchmarks.wrk import Load, Measurement, WrkFailed, run_wrk
 
 logger = logging.getLogger(__name__)
 
+PAYLOAD_DROPPED = "tabserve_payload_log_dropped_total"
+"""Request log entries the service dropped (queue full or sink failed), on /metrics."""
 STEADY_PER_CONNECTION = 2
 """A window that completes fewer requests per connection than this is mostly the time to the
 first answers, not a steady state; it is measured again over a longer window."""
@@ -88,6 +92,8 @@ def _measure(server: ServerProcess, plan: Plan, pinning: Pinning, record: dict[s
     _log(name, f"{plan.batch_rows} rows c{plan.batch_concurrency}", result, cost)
     if server.proc.poll() is not None:
         raise ServerFailed(f"{name} exited with status {server.proc.returncode} under load")
+    if PAYLOAD_LOG_ENV in server.spec.env:
+        record["payload_log"] = payload_log_state(server)
     record["log_tail"] = server.log_tail()
 
 
@@ -170,6 +176,43 @@ def check_answers(server: ServerProcess, bodies: list[tuple[int, Path]]) -> dict
             check["problems"].append(problem)
             logger.warning("%s: %s", server.spec.name, problem)
     return check
+
+
+def payload_log_state(server: ServerProcess) -> dict[str, Any]:
+    """After the loads (the server idle again): the request log entries the service dropped
+    since it started (warm-ups and checks included), from /metrics, and what its directory
+    holds so far (the open file is still being written)."""
+    state: dict[str, Any] = {"dropped": None, "error": None}
+    try:
+        status, body = request(server.port, "GET", "/metrics")
+    except (OSError, http.client.HTTPException) as exc:
+        state["error"] = f"GET /metrics: {exc}"
+    else:
+        if status != 200:
+            state["error"] = f"GET /metrics answered {status}"
+        else:
+            state["dropped"] = metric_value(body.decode("utf-8", errors="replace"), PAYLOAD_DROPPED)
+            if state["dropped"] is None:
+                state["error"] = f"no {PAYLOAD_DROPPED} on /metrics"
+    if server.scratch is not None:
+        files = [f for f in server.scratch.rglob("*") if f.is_file()]
+        state["directory"] = str(server.scratch)
+        state["files"] = len(files)
+        state["bytes"] = sum(f.stat().st_size for f in files)
+    if state["error"]:
+        logger.warning("%s: %s", server.spec.name, state["error"])
+    else:
+        logger.info("%s: %d request log entries dropped", server.spec.name, state["dropped"])
+    return state
+
+
+def metric_value(exposition: str, name: str) -> int | None:
+    """The value of an unlabelled metric `name` in a Prometheus exposition, as an integer."""
+    for line in exposition.splitlines():
+        key, _, value = line.partition(" ")
+        if key == name:
+            return round(float(value.split()[0]))
+    return None
 
 
 def _log(name: str, what: str, m: Measurement, cost: RunCost) -> None:

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -56,7 +57,9 @@ class Pinning:
 class ServerSpec:
     """How to run one server: `python ARGS...` with extra environment.
 
-    `{port}` in an argument or an environment value is replaced by the port it gets.
+    `{port}` in an argument or an environment value is replaced by the port it gets, and
+    `{scratch}` by a new empty directory in the benchmark's work directory, one per start
+    (made only when some value has it; e.g. PAYLOAD_LOG_DIR).
     """
 
     name: str
@@ -99,12 +102,17 @@ class ServerProcess:
         self.spec = spec
         self.port = port
         self.log_path = log_path
+        self.scratch: Path | None = None
+        """The directory `{scratch}` stands for in this start, if the spec uses it."""
+        if any("{scratch}" in value for value in [*spec.env.values(), *spec.args]):
+            self.scratch = Path(tempfile.mkdtemp(prefix=f"{spec.name}-", dir=log_path.parent))
+        fill = {"port": port, "scratch": self.scratch or ""}
         env = {
             **os.environ,
             "TF_CPP_MIN_LOG_LEVEL": "2",
-            **{k: v.format(port=port) for k, v in spec.env.items()},
+            **{k: v.format(**fill) for k, v in spec.env.items()},
         }
-        args = [arg.format(port=port) for arg in spec.args]
+        args = [arg.format(**fill) for arg in spec.args]
         argv = [*pinning.prefix(pinning.server_cpu), sys.executable, *args]
         self.started = time.monotonic()
         with log_path.open("wb") as log:

@@ -89,6 +89,11 @@ def _notes(s: dict[str, Any], seconds: int) -> str:
     errors = sum((m or {}).get("non_2xx", 0) + (m or {}).get("socket_errors", 0) for m in loads)
     if errors:
         notes.append(f"{errors} errors")
+    log = s.get("payload_log")
+    if log:
+        dropped = "unread" if log["dropped"] is None else f"{log['dropped']:,}"
+        read = "" if log["complete"] else f" ({log['rounds_read']}/{s['rounds']} rounds read)"
+        notes.append(f"dropped {dropped}{read}")
     return ", ".join(notes)
 
 
@@ -136,11 +141,12 @@ def _ratio(value: float | None) -> str:
 def _bound(t: Target) -> str:
     if t.op == "within" and t.upper is not None:
         return f"{t.bound:.3g}..{t.upper:.3g}"
-    return f"{'>=' if t.op == '>=' else '<'} {t.bound:.3g}"
+    return f"{t.op if t.op in ('>=', '==') else '<'} {t.bound:.3g}"
 
 
 def targets_table(targets: list[Target]) -> str:
-    """Each ratio for both services, the target, and the LiteRT service's verdict."""
+    """Each ratio for both services, the target, and the LiteRT service's verdict; then the
+    targets of other contenders (the service's defaults, the request log), one value each."""
     header = ["ratio", *SERVICES, "target", f"verdict ({SERVICES[0]})"]
     rows = [
         [
@@ -150,8 +156,24 @@ def targets_table(targets: list[Target]) -> str:
             t.verdict,
         ]
         for t in targets
+        if t.subject == SERVICES[0]
     ]
-    return _render(header, rows)
+    table = _render(header, rows)
+    others = [t for t in targets if t.subject != SERVICES[0]]
+    if not others:
+        return table
+    rows = [
+        [t.label, t.subject, _value(t, t.values.get(t.subject)), _bound(t), t.verdict]
+        for t in others
+    ]
+    return table + "\n\n" + _render(["figure", "server", "value", "target", "verdict"], rows)
+
+
+def _value(t: Target, value: float | None) -> str:
+    """A count (op "==") as an integer, a ratio to three significant digits."""
+    if value is None or t.op != "==":
+        return _ratio(value)
+    return f"{value:,.0f}"
 
 
 def write_json(

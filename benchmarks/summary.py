@@ -6,7 +6,17 @@ import statistics
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from benchmarks.catalog import FASTAPI_SAVEDMODEL, KERAS, LITERT, NOOP, RAW, SAVEDMODEL, SERVICES
+from benchmarks.catalog import (
+    DEFAULTS,
+    FASTAPI_SAVEDMODEL,
+    KERAS,
+    LITERT,
+    LITERT_PAYLOAD,
+    NOOP,
+    RAW,
+    SAVEDMODEL,
+    SERVICES,
+)
 
 SINGLE_ROW_TARGETS = ((NOOP, 0.85), (RAW, 0.18), (FASTAPI_SAVEDMODEL, 3.0), (KERAS, 100.0))
 """Single-row requests/s of the service at least this many times the reference's."""
@@ -19,6 +29,14 @@ RSS_TARGET_MB = 150.0
 SELF_COST_BOUNDS = (0.75, 1.33)
 """The service's own CPU-seconds per 1,000 rows (/metrics) within this factor of the OS's
 (/proc) over the same run: the live figure an operator reads is the bill's."""
+DEFAULTS_CONCURRENCY = 16
+"""The single-row concurrency the targets of the service's defaults and request log hold at."""
+DEFAULTS_TARGET = 1.0
+"""The service with its defaults (access log, drift) at least as fast as the FastAPI no-op."""
+PAYLOAD_TARGET = 0.8
+"""With the request log on, at least this fraction of the same service with it off."""
+PAYLOAD_DROPPED_TARGET = 0
+"""Request log entries dropped over every round of the request-log contender."""
 
 FIGURES = (
     "requests_per_s",
@@ -74,6 +92,8 @@ def summarise(rounds: list[dict[str, Any]], concurrencies: list[int]) -> dict[st
         for c in concurrencies
     }
     batch = _load_summary([r["batch"] for r in rounds if r.get("batch")], n)
+    logs = [r["payload_log"] for r in rounds if r.get("payload_log")]
+    dropped = [log["dropped"] for log in logs if log.get("dropped") is not None]
     return {
         "rounds": n,
         "failed_rounds": sum(1 for r in rounds if r.get("error")),
@@ -85,34 +105,48 @@ def summarise(rounds: list[dict[str, Any]], concurrencies: list[int]) -> dict[st
         "rss_mb": _median(rss),
         "single": single,
         "batch": batch,
+        "payload_log": {
+            "dropped": sum(dropped) if dropped else None,
+            "rounds_read": len(dropped),
+            "complete": len(dropped) == n,
+        }
+        if logs
+        else None,
     }
 
 
 @dataclass
 class Target:
-    """One ratio of each service to a reference, and the bound the LiteRT service must meet."""
+    """One ratio (or figure) of each service, and the bound `subject` must meet."""
 
     label: str
     op: str
-    """">=" or "<"."""
+    """">=", "<", "==" or "within"."""
     bound: float
     values: dict[str, float | None]
     """The ratio (or figure) per service; None when not measured."""
     valid: bool = True
-    """False when a figure behind the LiteRT service's value had errors."""
+    """False when a figure behind the subject's value had errors."""
     upper: float | None = None
     """With op "within": the value must lie in [bound, upper]."""
+    subject: str = LITERT
+    """The server the verdict is for: `service-litert` for the service's own targets (one column
+    per service), or the contender a target of the defaults or the request log is about."""
+    unmeasured: str = "n/a"
+    """The verdict when the subject has no value (not run, or failed)."""
 
     @property
     def verdict(self) -> str:
-        """PASS or FAIL for the LiteRT service; n/a if unmeasured, INVALID if errors."""
-        value = self.values.get(LITERT)
+        """PASS or FAIL for the subject; `unmeasured` if no value, INVALID if errors."""
+        value = self.values.get(self.subject)
         if value is None:
-            return "n/a"
+            return self.unmeasured
         if not self.valid:
             return "INVALID"
         if self.op == "within" and self.upper is not None:
             met = self.bound <= value <= self.upper
+        elif self.op == "==":
+            met = value == self.bound
         else:
             met = value >= self.bound if self.op == ">=" else value < self.bound
         return "PASS" if met else "FAIL"
@@ -175,6 +209,34 @@ def targets(summaries: dict[str, Any], concurrencies: list[int], batch_rows: int
         _self_cost(summaries, label, path)
         for label, path in [*loads, (f"{batch_rows}-row", ("batch",))]
     ]
+    return out + feature_targets(summaries)
+
+
+def feature_targets(summaries: dict[str, Any]) -> list[Target]:
+    """The service with its defaults against the FastAPI no-op, the request log's cost against
+    the same service without it, and the entries it dropped."""
+    c = str(DEFAULTS_CONCURRENCY)
+    out = []
+    for subject, reference, bound in (
+        (DEFAULTS, NOOP, DEFAULTS_TARGET),
+        (LITERT_PAYLOAD, DEFAULTS, PAYLOAD_TARGET),
+    ):
+        value, ok = _ratio(summaries, subject, reference, "single", c, "requests_per_s")
+        label = f"1-row req/s c{c} {subject} / {reference}"
+        out.append(Target(label, ">=", bound, {subject: value}, ok, subject=subject))
+    log = (summaries.get(LITERT_PAYLOAD) or {}).get("payload_log") or {}
+    dropped = log.get("dropped")
+    out.append(
+        Target(
+            "payload log entries dropped",
+            "==",
+            PAYLOAD_DROPPED_TARGET,
+            {LITERT_PAYLOAD: None if dropped is None else float(dropped)},
+            bool(log.get("complete")),
+            subject=LITERT_PAYLOAD,
+            unmeasured="INVALID",
+        )
+    )
     return out
 
 

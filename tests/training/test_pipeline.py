@@ -28,6 +28,7 @@ def test_bundle_layout_and_metadata(version_dir: Path, diabetes_csv: Path) -> No
         "metadata.json",
         "model.tflite",
         "preprocessing.json",
+        "reference.json",
         "report",
         "saved_model",
     ]
