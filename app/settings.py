@@ -98,9 +98,9 @@ class Settings(BaseSettings):
     payload_log_rotate_seconds: float = Field(default=3600.0, gt=0)
     """... or once it is this old."""
 
-    payload_log_queue: int = Field(default=10_000, ge=1)
-    """Requests waiting to be logged at most; past it entries are dropped and counted
-    (tabserve_payload_log_dropped_total) rather than delay a request."""
+    payload_log_queue_rows: int = Field(default=100_000, ge=1)
+    """Rows waiting to be logged at most (with their requests); a request that would not fit
+    is dropped from the log and counted (tabserve_payload_log_dropped_total), never delayed."""
 
     cost_per_cpu_hour: float | None = Field(default=None, gt=0)
     """What a CPU-hour costs, in any currency: the live cost per million predictions is then

@@ -134,4 +134,4 @@ def _payload_log(settings: Settings, telemetry: Metrics) -> PayloadLog | None:
         sink = CloudEventsSink(settings.payload_log_url)
     else:
         return None
-    return PayloadLog(sink, settings.payload_log_queue, on_drop=telemetry.payload_dropped.inc)
+    return PayloadLog(sink, settings.payload_log_queue_rows, on_drop=telemetry.payload_dropped.inc)

@@ -65,6 +65,8 @@ class ServiceMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            if scope["type"] == "lifespan":  # the app has shut down: no line may stay behind
+                self.access_log.flush()
             return
         started = time.perf_counter()
         request_id, length, chunked = _read_headers(scope["headers"])

@@ -97,7 +97,7 @@ class Metrics:
         )
         self.payload_dropped = Counter(
             "tabserve_payload_log_dropped",
-            "Payload log entries dropped: the queue was full (PAYLOAD_LOG_QUEUE) or the sink "
+            "Payload log entries dropped: the queue was full (PAYLOAD_LOG_QUEUE_ROWS) or the sink "
             "failed. Requests are never delayed for the log.",
             registry=registry,
         )

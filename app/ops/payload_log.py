@@ -2,8 +2,9 @@
 validation, and its predictions, written by a background task so that it never delays or fails
 a request.
 
-Requests put entries on a bounded queue (no waiting: when it is full the entry is dropped and
-counted); one task takes them off in batches and hands each batch to a sink in a worker thread:
+Requests put entries on a queue bounded in rows (no waiting: an entry that does not fit is
+dropped and counted); one task takes them off in batches and hands each batch to a sink in
+a worker thread:
 - `DirectorySink` (PAYLOAD_LOG_DIR): gzip-compressed JSON lines, a new file past a size or an
   age. A file is written under a hidden name and renamed when complete, so a reader only ever
   sees whole files.
@@ -18,12 +19,12 @@ requests in flight, so a SIGTERM loses nothing that was answered.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gzip
 import http.client
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,51 +50,60 @@ class Sink(Protocol):
 
 
 class PayloadLog:
-    """The queue and the task that empties it into `sink`."""
+    """The queue and the task that empties it into `sink`. The queue is bounded in rows, not
+    entries: one request may carry thousands, and the memory is what must stay bounded."""
 
-    def __init__(self, sink: Sink, capacity: int, on_drop: Any = None) -> None:
+    def __init__(self, sink: Sink, capacity_rows: int, on_drop: Any = None) -> None:
         self.sink = sink
-        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=capacity)
+        self.capacity_rows = capacity_rows
+        self._queue: deque[dict[str, Any]] = deque()
+        self._queued_rows = 0
+        self._ready = asyncio.Event()
         self._on_drop = on_drop
         self._task: asyncio.Task[None] | None = None
-        self.written = 0
+        self._closing = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="payload-log")
 
     def submit(self, entry: dict[str, Any]) -> None:
-        """Queue `entry`, or drop it (counted) when the queue is full: never wait."""
-        try:
-            self._queue.put_nowait(entry)
-        except asyncio.QueueFull:
+        """Queue `entry`, or drop it (counted) when its rows would not fit: never wait."""
+        rows = len(entry.get("instances", ()))
+        if self._queued_rows + rows > self.capacity_rows:
             if self._on_drop is not None:
                 self._on_drop()
+            return
+        self._queue.append(entry)
+        self._queued_rows += rows
+        self._ready.set()
 
     async def close(self) -> None:
         """Write what is queued, then close the sink."""
         if self._task is not None:
-            await self._queue.join()
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._closing = True
+            self._ready.set()
+            await self._task
         await anyio.to_thread.run_sync(self.sink.close)
 
     async def _run(self) -> None:
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < BATCH and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            if not self._queue:
+                if self._closing:
+                    return
+                self._ready.clear()
+                await self._ready.wait()
+                continue
+            batch = [self._queue.popleft() for _ in range(min(BATCH, len(self._queue)))]
             try:
                 await anyio.to_thread.run_sync(self.sink.write, batch)
-                self.written += len(batch)
             except Exception:  # a sink's failure must not stop the service or the log
                 logger.exception("payload log: %d entries could not be written", len(batch))
                 if self._on_drop is not None:
                     for _ in batch:
                         self._on_drop()
             finally:
-                for _ in batch:
-                    self._queue.task_done()
+                # Rows count against the bound until written: they are in memory till then.
+                self._queued_rows -= sum(len(e.get("instances", ())) for e in batch)
 
 
 def entry(

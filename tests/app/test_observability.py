@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from typing import Any
 
 import pytest
@@ -64,7 +65,11 @@ def test_one_json_line_per_request_without_feature_values(
         access_lines(capfd)
         client.post("/predict", json={"instances": [ROW, ROW]}, headers={"X-Request-ID": "r-7"})
         client.get("/nowhere")
-        written = capfd.readouterr().err
+        written = ""
+        deadline = time.monotonic() + 2  # lines go out in batches, within 10 ms
+        while written.count('"app.access"') < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+            written += capfd.readouterr().err
     lines = [json.loads(line) for line in written.splitlines()]
     predicted, missing = (line for line in lines if line["logger"] == "app.access")
     assert predicted["time"].endswith("Z")

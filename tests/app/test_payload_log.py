@@ -6,10 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -26,7 +23,7 @@ from pydantic import ValidationError
 
 from app.ops.payload_log import REQUEST_TYPE, RESPONSE_TYPE, PayloadLog
 from app.settings import Settings
-from tests.helpers.live import free_port
+from tests.helpers.live import app_process
 from tests.helpers.service import serve
 
 ROW: dict[str, float | None] = {"age": 0.01, "sex": -0.04, "bmi": 0.06, "bp": 0.02}
@@ -105,11 +102,11 @@ class SlowSink:
 def test_a_full_queue_drops_and_counts_without_waiting() -> None:
     async def scenario() -> tuple[int, int, float]:
         sink, dropped = SlowSink(), []
-        log = PayloadLog(sink, capacity=5, on_drop=lambda: dropped.append(1))
+        log = PayloadLog(sink, capacity_rows=10, on_drop=lambda: dropped.append(1))
         log.start()
         started = time.perf_counter()
         for i in range(50):
-            log.submit({"id": i})
+            log.submit({"id": i, "instances": [{}, {}]})  # two rows each: five fit
             await asyncio.sleep(0)  # let the writer take what it can
         submitting = time.perf_counter() - started
         sink.release.set()
@@ -118,7 +115,7 @@ def test_a_full_queue_drops_and_counts_without_waiting() -> None:
 
     written, dropped, seconds = asyncio.run(scenario())
     assert written + dropped == 50
-    assert dropped >= 40  # the sink held one batch; five more fit in the queue
+    assert dropped >= 40  # the sink held one batch (its rows still count); the rest wait
     assert seconds < 0.5  # submitting never waited for the sink
 
 
@@ -195,31 +192,8 @@ def test_one_destination_only() -> None:
 
 
 def test_a_sigterm_drain_loses_nothing_that_was_answered(model_root: Path, tmp_path: Path) -> None:
-    port = free_port()
-    env = {
-        **os.environ,
-        "MODEL_DIR": str(model_root),
-        "MODEL_NAME": "diabetes",
-        "MODEL_RUNTIME": "litert",
-        "PORT": str(port),
-        "HOST": "127.0.0.1",
-        "MODEL_POLL_SECONDS": "0",
-        "PAYLOAD_LOG_DIR": str(tmp_path / "log"),
-        "LOG_LEVEL": "warning",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app"], env=env, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            assert time.monotonic() < deadline, "server did not become ready"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    log = tmp_path / "log"
+    with app_process(model_root, PAYLOAD_LOG_DIR=str(log), LOG_LEVEL="warning") as (process, port):
 
         def post(i: int) -> str | None:
             try:
@@ -238,9 +212,6 @@ def test_a_sigterm_drain_loses_nothing_that_was_answered(model_root: Path, tmp_p
             process.send_signal(signal.SIGTERM)
             answered += list(pool.map(post, range(200, 220)))
         assert process.wait(timeout=30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
     ids = {i for i in answered if i is not None}
     assert len(ids) >= 200
-    assert {e["id"] for e in logged(tmp_path / "log")} == ids
+    assert {e["id"] for e in logged(log)} == ids

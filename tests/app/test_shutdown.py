@@ -4,11 +4,9 @@ flight finish with their answers, and the process exits 0."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from app.__main__ import DrainingServer, _config
 from app.http.factory import create_app
-from tests.helpers.live import free_port
+from tests.helpers.live import app_process
 from tests.helpers.service import settings_for
 
 ROW = {"age": 0.01, "sex": -0.04, "bmi": 0.06, "bp": 0.02, "s1": -0.04}
@@ -43,35 +41,8 @@ def test_readiness_turns_503_as_soon_as_the_signal_arrives(model_root: Path) -> 
 @pytest.fixture
 def server(model_root: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
     """`python -m app` on a free port, started and ready."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "MODEL_DIR": str(model_root),
-        "MODEL_NAME": "diabetes",
-        "MODEL_RUNTIME": "litert",
-        "PORT": str(port),
-        "HOST": "127.0.0.1",
-        "DRAIN_TIMEOUT_SECONDS": "3",
-        "MODEL_POLL_SECONDS": "0",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app"], env=env, stderr=subprocess.PIPE, text=True
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        assert process.poll() is None, process.stderr.read() if process.stderr else ""
-        assert time.monotonic() < deadline, "server did not become ready"
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    try:
-        yield process, port
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
+    with app_process(model_root, DRAIN_TIMEOUT_SECONDS="3") as running:
+        yield running
 
 
 def started_request(port: int, body: bytes) -> socket.socket:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import httpx2 as httpx
 import uvicorn
 from fastapi import FastAPI
 
@@ -37,3 +42,38 @@ def live_server(app: FastAPI) -> Iterator[str]:
     finally:
         instance.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def app_process(model_root: Path, **env: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """`python -m app` serving model `diabetes` of `model_root` on a free loopback port, with
+    `env` on top; yields (process, port) once it is ready, and kills it if still running."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "MODEL_DIR": str(model_root),
+        "MODEL_NAME": "diabetes",
+        "MODEL_RUNTIME": "litert",
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "MODEL_POLL_SECONDS": "0",
+        **env,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app"], env=environment, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline, "server did not become ready"
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield process, port
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)

@@ -244,10 +244,13 @@ def _hashes(n: int) -> np.ndarray:
     return _mix(np.arange(n, dtype=np.uint64))
 
 
-def test_streamed_scores_come_from_a_bounded_sample_of_the_test_rows(
-    messy_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_streamed_bundle_scores_a_sample_and_keeps_the_drift_reference(
+    messy_csv: Path, model_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.bundle import read_metadata
+    """Test scores from a bounded sample of the test rows; and the drift reference's bins of
+    the same kinds and nearly the same shares as in memory (streamed data count a sample of the
+    training rows, which the messy file's 400 rows hold whole)."""
+    from app.bundle import read_metadata, read_reference
     from training import fit_streamed, pipeline
     from training.config import Hyperparameters, TrainConfig
 
@@ -269,29 +272,6 @@ def test_streamed_scores_come_from_a_bounded_sample_of_the_test_rows(
     assert isinstance(scored, int)
     assert meta.rows.test > 60
     assert 20 <= scored <= 60
-
-
-def test_streamed_training_writes_the_drift_reference_as_in_memory(
-    messy_csv: Path, model_root: Path, tmp_path: Path
-) -> None:
-    """The same bins of the same kinds and nearly the same shares: streamed data count a sample
-    of the training rows, which the messy file's 400 rows hold whole."""
-    from app.bundle import read_reference
-    from training import pipeline
-    from training.config import Hyperparameters, TrainConfig
-
-    frame = pd.read_csv(messy_csv, dtype=str, keep_default_na=False)
-    version = pipeline.run(
-        TrainConfig(
-            data=write_shards(frame, tmp_path / "shards", parts=2),
-            target="price",
-            categorical=("rooms",),
-            drop=MESSY_DROP["price"],
-            model_dir=tmp_path / "models",
-            params=Hyperparameters(epochs=2, seed=SEED),
-        )
-    )
-    assert version is not None
     streamed, in_memory = read_reference(version), read_reference(model_root / "messy" / "1")
     assert streamed is not None and in_memory is not None
     assert streamed.features.keys() == in_memory.features.keys()
