@@ -160,7 +160,8 @@ class DirectorySink:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         name = f".requests-{stamp}-{os.getpid()}-{self._sequence:04d}.jsonl.gz"
         self._path = self.directory / name
-        self._file = gzip.GzipFile(self._path, "wb", compresslevel=6)
+        # Level 1: several times faster than the default 9 for JSON lines, for a few % more bytes.
+        self._file = gzip.GzipFile(self._path, "wb", compresslevel=1)
         self._opened, self._bytes = time.monotonic(), 0
         return self._file
 
