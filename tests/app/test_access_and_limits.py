@@ -15,7 +15,7 @@ from app.http.factory import create_app
 from app.model.loading import load_predictor
 from app.model.runtime import Runtime
 from app.ops.api_keys import ApiKeyError, read_api_keys
-from tests.helpers.service import serve, service_logging, settings_for
+from tests.helpers.service import serve, service_logging, settings_for, stderr_until
 
 ROW = {"age": 0.01, "sex": -0.04, "bmi": 0.06, "bp": 0.02, "s1": -0.04}
 ROW |= {"s2": -0.03, "s3": -0.04, "s4": 0.0, "s5": 0.02, "s6": -0.02}
@@ -82,7 +82,7 @@ def test_keys_never_reach_logs_or_metrics(
     with service_logging("debug"):
         keyed.post("/predict", json=BODY, headers={"X-API-Key": KEYS[0]})
         keyed.post("/predict", json=BODY, headers={"X-API-Key": "wrong-key-guess"})
-        written = capfd.readouterr().err
+        written = stderr_until(capfd, '"app.access"', count=2)
     assert '"status":401' in written  # the access lines were written, without the keys
     scraped = keyed.get("/metrics").text
     for secret in (*KEYS, "wrong-key-guess"):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from app.http.factory import create_app
@@ -29,6 +31,17 @@ def service_logging(level: str) -> Iterator[None]:
         root.handlers[:] = handlers
         root.setLevel(root_level)
         logging.captureWarnings(False)
+
+
+def stderr_until(capfd: pytest.CaptureFixture[str], expected: str, count: int = 1) -> str:
+    """Standard error as captured, read until `expected` shows `count` times (at most 2 s):
+    access lines go out in batches, within 10 ms of their request."""
+    written = capfd.readouterr().err
+    deadline = time.monotonic() + 2
+    while written.count(expected) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+        written += capfd.readouterr().err
+    return written
 
 
 def settings_for(model_root: Path, name: str = "diabetes", **overrides: object) -> Settings:
