@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+
+logger = logging.getLogger(__name__)
 
 
 def positive_int(text: str) -> int:
@@ -32,3 +39,21 @@ def add_run_files(p: argparse.ArgumentParser, *, workdir: str, timeout: int, kil
         default=REPO / "benchmarks" / "results",
         help="where the JSON goes (benchmarks/results)",
     )
+
+
+@contextmanager
+def run_files(args: argparse.Namespace, prefix: str) -> Iterator[Path]:
+    """The directory a run keeps its files in, as `add_run_files`' options ask: --workdir
+    (made if missing, always kept), or a temporary one, removed at the end unless --keep."""
+    if args.workdir is not None:
+        work, temporary = args.workdir.resolve(), False
+        work.mkdir(parents=True, exist_ok=True)
+    else:
+        work, temporary = Path(tempfile.mkdtemp(prefix=prefix)), True
+    try:
+        yield work
+    finally:
+        if temporary and not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            logger.info("kept %s", work)

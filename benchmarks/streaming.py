@@ -22,7 +22,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -35,7 +34,7 @@ import numpy as np
 import psutil
 
 from benchmarks.machine import describe_machine
-from benchmarks.options import add_run_files, positive_int
+from benchmarks.options import add_run_files, positive_int, run_files
 from benchmarks.process import stop_on_signals
 from benchmarks.report import finish_record
 
@@ -701,24 +700,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": describe_machine(REPO),
         "limits": {"poll_s": POLL_S, "chunk_rows": CHUNK_ROWS},
     }
-    if args.workdir is not None:
-        work, temporary = args.workdir.resolve(), False
-        work.mkdir(parents=True, exist_ok=True)
-    else:
-        work, temporary = Path(tempfile.mkdtemp(prefix="tabserve-streaming-")), True
     try:
-        status = run(args, extra, work, record)
+        with run_files(args, "tabserve-streaming-") as work:
+            status = run(args, extra, work, record)
     except CannotRun as exc:
         logger.critical("could not run the streaming benchmark: %s", exc)
         for line in record.get("training", {}).get("stderr_tail", []):
             logger.critical("  training | %s", line)
         record["error"] = str(exc)
         status = 2
-    finally:
-        if temporary and not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            logger.info("kept %s", work)
     return finish_record(
         record, args.results, started=started, clock=clock, status=status, prefix="streaming"
     )

@@ -26,11 +26,9 @@ import math
 import os
 import re
 import resource
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -44,7 +42,7 @@ import numpy as np
 import psutil
 
 from benchmarks.machine import describe_machine
-from benchmarks.options import add_run_files, positive_int
+from benchmarks.options import add_run_files, positive_int, run_files
 from benchmarks.process import stop_on_signals
 from benchmarks.report import finish_record
 from benchmarks.streaming import logged_rate, tree_rss
@@ -1034,22 +1032,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": {**describe_machine(REPO), "more_packages": extra_versions()},
         "limits": {"poll_s": POLL_S, "timeout_s": args.timeout, "chunk_rows": CHUNK_ROWS},
     }
-    if args.workdir is not None:
-        work, temporary = args.workdir.resolve(), False
-        work.mkdir(parents=True, exist_ok=True)
-    else:
-        work, temporary = Path(tempfile.mkdtemp(prefix="tabserve-training-")), True
     try:
-        status = run(args, extra, work, record)
+        with run_files(args, "tabserve-training-") as work:
+            status = run(args, extra, work, record)
     except CannotRun as exc:
         logger.critical("could not run the training benchmark: %s", exc)
         record["error"] = str(exc)
         status = 2
-    finally:
-        if temporary and not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            logger.info("kept %s", work)
     return finish_record(
         record, args.results, started=started, clock=clock, status=status, prefix="training"
     )
