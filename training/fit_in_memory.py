@@ -14,8 +14,9 @@ from training.cost import RunCost
 from training.data import load_dataset, split_dataset
 from training.errors import TrainingError
 from training.evaluate import baselines
-from training.fitted import LITERT_CHECK_ROWS, Fitted, plan_for, reference_rows
-from training.preprocess import fit_stats, model_inputs
+from training.fitted import LITERT_CHECK_ROWS, Fitted, plan_for
+from training.preprocess import encoded_inputs, fit_stats, model_inputs
+from training.reference import reference_sample
 
 if TYPE_CHECKING:
     pass
@@ -59,10 +60,12 @@ def fit_in_memory(config: TrainConfig, cost: RunCost) -> Fitted:
         train_rows, validation_rows = split.train, split.validation
     with cost.phase("statistics"):
         stats = fit_stats(dataset, train_rows, config.min_category_count)
-        train_xy = model_inputs(stats, train_rows)
+        train_encoded, train_y = encoded_inputs(stats, train_rows)
+        train_xy = (train_encoded.x, train_y)
+        drift_rows = reference_sample(train_encoded, params.seed)
+        del train_encoded  # its missing mask, beyond the sample, is not needed
         validation = None if validation_rows is None else model_inputs(stats, validation_rows)
         test_xy = model_inputs(stats, split.test)
-        drift_rows = reference_rows(stats, train_rows, params.seed)
     rows = RowCounts(
         train=len(train_rows),
         validation=0 if validation_rows is None else len(validation_rows),

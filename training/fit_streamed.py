@@ -13,8 +13,9 @@ from training.cache import EncodedCache, cache_key
 from training.config import Plan, TrainConfig
 from training.cost import RunCost
 from training.evaluate import baseline_outputs, evaluate, fit_baselines
-from training.fitted import LITERT_CHECK_ROWS, Fitted, log_pass, plan_for, reference_rows
-from training.preprocess import model_inputs
+from training.fitted import LITERT_CHECK_ROWS, Fitted, log_pass, plan_for
+from training.preprocess import encoded_inputs
+from training.reference import reference_sample
 from training.scan import StreamSchema, StreamStats, fit_stream_stats, scan_schema
 from training.sources import TEST, TRAIN, VALIDATION
 from training.streaming import ShardRows
@@ -110,8 +111,8 @@ def _train_streamed(
         )
     with cost.phase("evaluation"):
         started = time.perf_counter()
-        sample = fitted.baseline_sample
-        fitted_baselines = fit_baselines(stats, *model_inputs(stats, sample), params.seed)
+        sample, sample_y = encoded_inputs(stats, fitted.baseline_sample)
+        fitted_baselines = fit_baselines(stats, sample.x, sample_y, params.seed)
         models = fitted_baselines.models
         test_y: list[np.ndarray] = []
         outputs: list[np.ndarray] = []
@@ -145,5 +146,5 @@ def _train_streamed(
         baselines=fitted_baselines,
         check_rows=check if check is not None else (np.zeros((0, stats.input_width)), y_all),
         params=params,
-        reference_rows=reference_rows(stats, fitted.baseline_sample, params.seed),
+        reference_rows=reference_sample(sample, params.seed),
     )

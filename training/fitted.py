@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from app.bundle import DataSummary, Encoded, Evaluation, PreprocessingStats, RowCounts, Spread
 from training.config import Plan, TrainConfig
-from training.data import Task, feature_columns
+from training.data import Task
 from training.evaluate import Baselines
 
 if TYPE_CHECKING:
@@ -68,15 +67,6 @@ def plan_for(config: TrainConfig, train_rows: int) -> Plan:
         ", ".join(plan.by_rule) or "none (all given)",
     )
     return plan
-
-
-def reference_rows(stats: PreprocessingStats, training_rows: pd.DataFrame, seed: int) -> Encoded:
-    """The rows the drift reference is counted on: every training row, or a uniform sample."""
-    from training.reference import REFERENCE_ROWS
-
-    if len(training_rows) > REFERENCE_ROWS:
-        training_rows = training_rows.sample(n=REFERENCE_ROWS, random_state=seed)
-    return stats.encode_columns(feature_columns(training_rows, stats.feature_names))
 
 
 def log_pass(what: str, rows: int, started: float) -> float:

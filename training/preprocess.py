@@ -8,6 +8,7 @@ import pandas as pd
 from app.bundle import (
     CategoricalFeature,
     ClassificationTarget,
+    Encoded,
     Feature,
     NumericFeature,
     PreprocessingStats,
@@ -39,5 +40,11 @@ def fit_stats(dataset: Dataset, train: pd.DataFrame, min_category_count: int) ->
 
 def model_inputs(stats: PreprocessingStats, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Rows of `frame` as the network's inputs and encoded targets."""
-    x = stats.transform(feature_columns(frame, stats.feature_names))
-    return x, stats.target.encode(frame[stats.target.name].to_numpy())
+    encoded, y = encoded_inputs(stats, frame)
+    return encoded.x, y
+
+
+def encoded_inputs(stats: PreprocessingStats, frame: pd.DataFrame) -> tuple[Encoded, np.ndarray]:
+    """`model_inputs`, with the inputs' missing cells (what the drift reference counts)."""
+    encoded = stats.encode_columns(feature_columns(frame, stats.feature_names))
+    return encoded, stats.target.encode(frame[stats.target.name].to_numpy())

@@ -7,7 +7,13 @@ import itertools
 
 import numpy as np
 
-from app.bundle import CategoricalFeature, ClassificationTarget, NumericFeature, PreprocessingStats
+from app.bundle import (
+    CategoricalFeature,
+    ClassificationTarget,
+    Encoded,
+    NumericFeature,
+    PreprocessingStats,
+)
 from app.bundle.reference import (
     NUMERIC_BINS,
     OUTPUT,
@@ -19,6 +25,15 @@ from app.bundle.reference import (
 REFERENCE_ROWS = 50_000
 """Training rows the distributions are counted on at most (a uniform sample beyond): ten bins'
 shares are as exact from them as from millions."""
+
+
+def reference_sample(rows: Encoded, seed: int) -> Encoded:
+    """The rows the reference is counted on: all of `rows`, or a uniform sample of
+    `REFERENCE_ROWS` (the rows `DataFrame.sample(n, random_state=seed)` would pick)."""
+    if len(rows.x) <= REFERENCE_ROWS:
+        return rows
+    picked = np.random.RandomState(seed).choice(len(rows.x), REFERENCE_ROWS, replace=False)
+    return Encoded(rows.x[picked], rows.missing[picked])
 
 
 def reference_distributions(
