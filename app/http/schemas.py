@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from app.bundle import Label, ServedMetadata
 from app.model.request_schema import CategoryValue
+from app.ops.live_cost import LiveCostFigures
 
 # No null in the example: FastAPI drops nulls from /openapi.json, which would leave it invalid.
 _EXAMPLE_ROW: dict[str, JsonValue] = {
@@ -61,25 +62,10 @@ class ClassificationResponse(BaseModel):
 PredictResponse = RegressionResponse | ClassificationResponse
 
 
-class LiveCost(BaseModel):
-    """What predictions cost in this process now, HTTP included (COST_WINDOW_SECONDS)."""
-
-    window_seconds: float = Field(description="The span the figures cover, in seconds.")
-    predictions: int = Field(description="Rows predicted in that span, all models.")
-    cpu_seconds: float = Field(description="CPU-seconds of the process in that span.")
-    cpu_seconds_per_1000_predictions: float | None = Field(
-        description="null when no row was predicted in the span."
-    )
-    cost_per_cpu_hour: float | None = Field(description="COST_PER_CPU_HOUR, when set.")
-    cost_per_million_predictions: float | None = Field(
-        description="At COST_PER_CPU_HOUR; null when it is unset or nothing was predicted."
-    )
-
-
 class ModelDescription(ServedMetadata):
     """The served bundle's metadata, with what its predictions cost live."""
 
-    live_cost: LiveCost
+    live_cost: LiveCostFigures
 
 
 class DriftFigures(BaseModel):

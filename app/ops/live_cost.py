@@ -15,19 +15,27 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pydantic import BaseModel, ConfigDict, Field
 
-@dataclass(frozen=True)
-class LiveCostFigures:
-    window_seconds: float
-    """The span the figures cover: about the configured window once the service has run
-    that long and been read at least once a window; less when younger."""
-    predictions: int
-    cpu_seconds: float
-    cpu_seconds_per_1000_predictions: float | None
-    """None when no row was predicted in the window."""
-    cost_per_cpu_hour: float | None
-    cost_per_million_predictions: float | None
-    """At COST_PER_CPU_HOUR, when it is set and there were predictions."""
+
+class LiveCostFigures(BaseModel):
+    """What predictions cost in this process now, HTTP included (COST_WINDOW_SECONDS)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    window_seconds: float = Field(
+        description="The span the figures cover, in seconds: about COST_WINDOW_SECONDS once "
+        "the service has run that long and been read at least once a window; less when younger."
+    )
+    predictions: int = Field(description="Rows predicted in that span, all models.")
+    cpu_seconds: float = Field(description="CPU-seconds of the process in that span.")
+    cpu_seconds_per_1000_predictions: float | None = Field(
+        description="null when no row was predicted in the span."
+    )
+    cost_per_cpu_hour: float | None = Field(description="COST_PER_CPU_HOUR, when set.")
+    cost_per_million_predictions: float | None = Field(
+        description="At COST_PER_CPU_HOUR; null when it is unset or nothing was predicted."
+    )
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -53,7 +53,9 @@ class PayloadLog:
     """The queue and the task that empties it into `sink`. The queue is bounded in rows, not
     entries: one request may carry thousands, and the memory is what must stay bounded."""
 
-    def __init__(self, sink: Sink, capacity_rows: int, on_drop: Any = None) -> None:
+    def __init__(
+        self, sink: Sink, capacity_rows: int, on_drop: Callable[[], None] | None = None
+    ) -> None:
         self.sink = sink
         self.capacity_rows = capacity_rows
         self._queue: deque[dict[str, Any]] = deque()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
@@ -114,7 +113,7 @@ def model_metadata(request: Request, predictor: CurrentPredictor) -> ModelDescri
 
     `name` and `version` are the directories served from; `trained_as` is what training wrote."""
     live = live_cost(request).figures()
-    return ModelDescription.model_validate({**dict(predictor.metadata), "live_cost": asdict(live)})
+    return ModelDescription.model_validate({**dict(predictor.metadata), "live_cost": live})
 
 
 @router.get(
