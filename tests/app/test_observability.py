@@ -145,3 +145,34 @@ def test_metrics_of_several_apps_stay_apart(client: TestClient, model_root: obje
     client.post("/predict", json={"instances": [ROW]})
     with serve(model_root, max_rows=100) as other:  # type: ignore[arg-type]
         assert samples(other, "tabserve_rows_predicted_total") == {}
+
+
+def test_access_lines_go_out_whole_and_within_pipe_buf(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lines written within the flush interval go out together, each write whole lines of at
+    most PIPE_BUF bytes, so it never interleaves with another writer's; a longer line goes out
+    alone; nothing is lost or reordered."""
+    import asyncio
+    import select
+
+    from app.ops import logs
+
+    writes: list[bytes] = []
+    monkeypatch.setattr(logs.os, "write", lambda fd, data: writes.append(bytes(data)))
+    access_log = logs.AccessLog(fd=99)
+    long = "x" * (2 * select.PIPE_BUF)
+    sent = [f"line {i}" for i in range(300)]
+    sent.insert(150, long)
+
+    async def write_all() -> None:
+        for i, message in enumerate(sent):
+            access_log.write(message, {"request_id": str(i)})
+        await asyncio.sleep(2 * access_log.FLUSH_SECONDS)
+
+    asyncio.run(write_all())
+    assert 3 < len(writes) < len(sent) / 10
+    assert all(w.endswith(b"\n") for w in writes)
+    oversized = [w for w in writes if len(w) > select.PIPE_BUF]
+    assert len(oversized) == 1 and json.loads(oversized[0])["message"] == long
+    received = [json.loads(line) for w in writes for line in w.splitlines()]
+    assert [line["message"] for line in received] == sent
+    assert [line["request_id"] for line in received] == [str(i) for i in range(len(sent))]
