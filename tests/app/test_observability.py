@@ -157,7 +157,7 @@ def test_access_lines_go_out_whole_and_within_pipe_buf(monkeypatch: pytest.Monke
     from app.ops import logs
 
     writes: list[bytes] = []
-    monkeypatch.setattr(logs.os, "write", lambda fd, data: writes.append(bytes(data)))
+    monkeypatch.setattr("app.ops.logs.os.write", lambda fd, data: writes.append(bytes(data)))
     access_log = logs.AccessLog(fd=99)
     long = "x" * (2 * select.PIPE_BUF)
     sent = [f"line {i}" for i in range(300)]
