@@ -1,6 +1,6 @@
-"""`tabserve train|serve|score`: one command for the three entry points, as `mlflow models serve`
-and `bentoml serve` are used. Each subcommand takes exactly the options of its module:
-`python -m training`, `python -m app` and `python -m app.score`."""
+"""`tabserve train|serve|score|promote`: one command for the entry points, as `mlflow models
+serve` and `bentoml serve` are used. Each subcommand takes exactly the options of its module:
+`python -m training`, `python -m app`, `python -m app.score` and `python -m app.promote`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ _COMMANDS = {
     "train": ("training.cli", "train a model on a CSV or Parquet file and publish a bundle"),
     "serve": ("app.__main__", "serve the bundles under MODEL_DIR over HTTP"),
     "score": ("app.score", "score a CSV or Parquet file offline with a bundle"),
+    "promote": ("app.promote", "publish a copy of an existing version as the next version"),
 }
 
 
@@ -41,8 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _usage() -> str:
-    lines = ["usage: tabserve {train,serve,score} [options]", ""]
-    lines += [f"  {name:<6} {help_}" for name, (_, help_) in _COMMANDS.items()]
+    lines = ["usage: tabserve {train,serve,score,promote} [options]", ""]
+    lines += [f"  {name:<7} {help_}" for name, (_, help_) in _COMMANDS.items()]
     lines += ["", "`tabserve COMMAND --help` lists a command's options."]
     return "\n".join(lines)
 

@@ -16,7 +16,7 @@ def test_the_console_script_is_installed_and_lists_its_commands() -> None:
     script = Path(sys.executable).parent / "tabserve"
     done = subprocess.run([script, "--help"], capture_output=True, text=True, check=False)
     assert done.returncode == 0
-    for command in ("train", "serve", "score"):
+    for command in ("train", "serve", "score", "promote"):
         assert f"  {command} " in done.stdout
 
 

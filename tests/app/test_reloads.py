@@ -223,3 +223,42 @@ def test_the_served_version_is_the_directory_and_training_is_provenance(
         assert client.get("/v1/models/churn").json()["model_version_status"][0]["version"] == "3"
         assert 'tabserve_model_info{model="churn",runtime=' in client.get("/metrics").text
         assert 'version="3"' in client.get("/metrics").text
+
+
+def test_promote_rolls_a_version_forward_live_with_no_failed_request(
+    root: Path, version_dir: Path, hammer: tuple[list[list[int]], list[str]]
+) -> None:
+    """`tabserve promote m 1` while version 2 is served: 1 is published again as 3, whole and
+    at once, and served with nothing failing; the copy is version 1's files, byte for byte."""
+    from app.cli import main
+
+    answers, failures = hammer
+    publish(version_dir, root, 2)
+    wait_for(lambda: all(v[-20:] == [2] * 20 for v in answers), "answers from version 2")
+    assert main(["promote", "m", "1", "--model-dir", str(root)]) == 0
+    wait_for(lambda: all(v[-20:] == [3] * 20 for v in answers), "answers from version 3")
+    assert failures == []
+    for versions in answers:
+        changes = [v for i, v in enumerate(versions) if i == 0 or v != versions[i - 1]]
+        assert changes[-2:] == [2, 3]
+    copied = sorted(p.relative_to(root / "m" / "3") for p in (root / "m" / "3").rglob("*"))
+    assert copied == sorted(p.relative_to(root / "m" / "1") for p in (root / "m" / "1").rglob("*"))
+    for relative in copied:
+        if (root / "m" / "1" / relative).is_file():
+            assert (root / "m" / "3" / relative).read_bytes() == (
+                root / "m" / "1" / relative
+            ).read_bytes()
+    assert not [p for p in (root / "m").iterdir() if p.name.startswith(".")]
+
+
+def test_promote_refuses_what_it_cannot_copy(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from app.promote import main
+
+    assert main(["m", "9", "--model-dir", str(root)]) == 2
+    assert "version not found (available: 1)" in capsys.readouterr().err
+    (root / "m" / "1" / STATS_FILE).write_text("{")
+    assert main(["m", "1", "--model-dir", str(root)]) == 2
+    assert "preprocessing.json" in capsys.readouterr().err
+    assert sorted(p.name for p in (root / "m").iterdir()) == ["1"]
