@@ -15,9 +15,14 @@ from training.data import BUILTIN_SOURCES
 from training.errors import TrainingError
 from training.memory import parse_size
 from training.pipeline import run
+from training.promotion import NotPromoted
 from training.report import comparison_table
+from training.warm_start import Parent
 
 logger = logging.getLogger("training")
+
+NOT_PROMOTED = 3
+"""Exit status of a run the promotion gate refused: nothing was published."""
 
 
 def _at_least(minimum: int) -> Callable[[str], int]:
@@ -101,7 +106,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "memory every epoch shuffles all rows) (default: %(default)s)",
     )
     p.add_argument(
-        "--target", default=config.target, help="column to predict (default: %(default)s)"
+        "--target",
+        help=f"column to predict (default: the parent's with --warm-start, else {config.target})",
     )
     p.add_argument("--task", default=config.task, choices=["auto", "regression", "classification"])
     p.add_argument(
@@ -143,6 +149,28 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="what a CPU-hour costs you, in any currency: the run's cost and the cost per million "
         "predictions are then shown and recorded too (default: CPU-seconds only)",
     )
+    p.add_argument(
+        "--warm-start",
+        metavar="NAME[/VERSION]",
+        help="start from that version's weights (the newest when none is given) under "
+        "--model-dir, keeping its preprocessing statistics and vocabularies; the epochs and "
+        "learning rate the rule chooses are then those for fine-tuning (docs/training.md)",
+    )
+    p.add_argument(
+        "--promote-if-better",
+        action="store_true",
+        help="score the new model and the newest published version on the same held-out rows "
+        "of this data; publish only if the new one scores at least as well (less the margin), "
+        "else publish nothing and exit with status 3",
+    )
+    p.add_argument(
+        "--promote-margin",
+        type=float,
+        default=config.promote_margin,
+        metavar="M",
+        help="with --promote-if-better: how far below the champion's primary metric the new "
+        "model may score and still be published (default: %(default)s)",
+    )
     p.add_argument("--model-dir", type=Path, default=config.model_dir)
     p.add_argument("--model-name", default=config.model_name)
     rule = "default: set from the number of training rows (docs/training.md)"
@@ -170,22 +198,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    if args.log_level != "debug":
-        # tf.distribute logs every collective it sets up at INFO.
-        logging.getLogger("tensorflow").setLevel(logging.WARNING)
-    model_dir = args.model_dir / args.model_name
-    if args.if_missing and (existing := list_versions(model_dir)):
-        logger.info("%s already has version %d; not training", model_dir, existing[-1])
-        print(model_dir / str(existing[-1]))
-        return 0
-    config = TrainConfig(
+def _config(args: argparse.Namespace) -> TrainConfig:
+    """The run the options ask for; a warm start's parent gives the defaults of the target."""
+    parent = Parent.find(args.model_dir, args.warm_start) if args.warm_start else None
+    return TrainConfig(
         data=args.data,
-        target=args.target,
+        target=args.target or (parent.stats.target.name if parent else TrainConfig.target),
         task=args.task,
         categorical=tuple(args.categorical),
         drop=tuple(args.drop),
@@ -201,6 +219,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         memory_budget=args.memory_budget,
         cache=not args.no_cache,
         cache_dir=args.cache_dir,
+        warm_start=parent.path if parent else None,
+        promote_if_better=args.promote_if_better,
+        promote_margin=args.promote_margin,
         params=Hyperparameters(
             epochs=args.epochs,
             batch_size=args.batch_size,
@@ -211,8 +232,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             balance_classes=args.balance_classes,
         ),
     )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.log_level != "debug":
+        # tf.distribute logs every collective it sets up at INFO.
+        logging.getLogger("tensorflow").setLevel(logging.WARNING)
+    model_dir = args.model_dir / args.model_name
+    if args.if_missing and (existing := list_versions(model_dir)):
+        logger.info("%s already has version %d; not training", model_dir, existing[-1])
+        print(model_dir / str(existing[-1]))
+        return 0
     try:
-        version_dir = run(config, RunCost.since_process_start())
+        version_dir = run(_config(args), RunCost.since_process_start())
+    except NotPromoted as exc:
+        print(f"{exc}\nreport: {exc.report}", file=sys.stderr)
+        return NOT_PROMOTED
     except (TrainingError, BundleError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -27,18 +27,19 @@ class Hyperparameters:
     balance_classes: bool = False
     """Classification: weigh each class's rows so that every class counts the same."""
 
-    def for_rows(self, rows: int) -> Plan:
-        """The hyperparameters to train `rows` rows with: these, the unset ones by the rule."""
+    def for_rows(self, rows: int, *, warm: bool = False) -> Plan:
+        """The hyperparameters to train `rows` rows with: these, the unset ones by the rule
+        (`warm`: the rule for fine-tuning a parent's weights)."""
         batch = self.batch_size or defaults.batch_size_for(rows)
-        epochs = self.epochs or defaults.epochs_for(rows)
+        rule_epochs = defaults.epochs_for(rows, warm=warm)
         given: dict[str, float | None] = {"epochs": self.epochs, "batch_size": self.batch_size}
         given |= {"learning_rate": self.learning_rate, "patience": self.patience}
         return Plan(
-            epochs=epochs,
+            epochs=self.epochs or rule_epochs,
             batch_size=batch,
-            learning_rate=self.learning_rate or defaults.learning_rate_for(batch),
+            learning_rate=self.learning_rate or defaults.learning_rate_for(batch, warm=warm),
             l2=self.l2,
-            patience=self.patience or defaults.patience_for(defaults.epochs_for(rows)),
+            patience=self.patience or defaults.patience_for(rule_epochs),
             seed=self.seed,
             balance_classes=self.balance_classes,
             steps_per_execution=defaults.steps_per_execution_for(rows, batch),
@@ -102,6 +103,13 @@ class TrainConfig:
     memory_budget: int | None = None
     """Bytes one file may take loaded whole; a file estimated above it is streamed. None: half
     of the memory available when the run starts."""
+
+    warm_start: Path | None = None
+    """A published version to start from: its weights, statistics and vocabularies."""
+    promote_if_better: bool = False
+    """Publish only if the candidate scores at least the newest version's score minus
+    `promote_margin` on the same held-out rows (see `training.promotion`)."""
+    promote_margin: float = 0.0
 
     @property
     def streamed(self) -> bool:

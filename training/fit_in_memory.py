@@ -4,32 +4,48 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from app.bundle import RowCounts
 from training.config import TrainConfig
 from training.cost import RunCost
-from training.data import load_dataset, split_dataset
+from training.data import feature_columns, load_dataset, split_dataset
 from training.errors import TrainingError
 from training.evaluate import baselines
 from training.fitted import LITERT_CHECK_ROWS, Fitted, plan_for
 from training.preprocess import encoded_inputs, fit_stats, model_inputs
+from training.promotion import Champion, ChampionScore
 from training.reference import reference_sample
-
-if TYPE_CHECKING:
-    pass
-
+from training.warm_start import Parent
 
 logger = logging.getLogger(__name__)
 
 
-def fit_in_memory(config: TrainConfig, cost: RunCost) -> Fitted:
+def fit_in_memory(
+    config: TrainConfig,
+    cost: RunCost,
+    parent: Parent | None = None,
+    champion: Champion | None = None,
+) -> Fitted:
+    """`parent`: the version a warm start begins from; `champion`: the version the promotion
+    gate scores on the same test rows."""
     with cost.phase("read"):
         dataset = load_dataset(
-            config.data, config.target, config.task, config.categorical, config.drop
+            config.data,
+            config.target,
+            parent.metadata.task if parent else config.task,
+            [*config.categorical, *(parent.categorical if parent else [])],
+            config.drop,
         )
+        if parent is not None:
+            parent.check_columns(
+                dataset.features,
+                dataset.categorical,
+                dataset.target,
+                dataset.summary.dropped_columns,
+            )
+            parent.check_classes(dataset.frame[dataset.target].unique().tolist())
         split = split_dataset(dataset, config.params.seed)
     logger.info(
         "%s from %s: %d features (%d categorical); %d train, %d validation, %d test rows",
@@ -58,8 +74,23 @@ def fit_in_memory(config: TrainConfig, cost: RunCost) -> Fitted:
         train_rows, validation_rows, params = non_test, None, replace(params, epochs=epochs)
     else:
         train_rows, validation_rows = split.train, split.validation
+    champion_score = None
+    if champion is not None:
+        with cost.phase("promotion_gate"):
+            evaluation, scored = champion.score(
+                [
+                    (
+                        feature_columns(split.test, dataset.features),
+                        split.test[dataset.target].to_numpy(),
+                    )
+                ],
+                dataset.target,
+            )
+            champion_score = ChampionScore(champion.version, evaluation, scored)
     with cost.phase("statistics"):
-        stats = fit_stats(dataset, train_rows, config.min_category_count)
+        stats = (
+            parent.stats if parent else fit_stats(dataset, train_rows, config.min_category_count)
+        )
         train_encoded, train_y = encoded_inputs(stats, train_rows)
         train_xy = (train_encoded.x, train_y)
         drift_rows = reference_sample(train_encoded, params.seed)
@@ -85,7 +116,14 @@ def fit_in_memory(config: TrainConfig, cost: RunCost) -> Fitted:
 
         strategy = distributed.make_strategy(config.distribute)
     with cost.phase("fit"):
-        result = loop.fit_arrays(strategy, train_xy, stats.target, params, validation)
+        result = loop.fit_arrays(
+            strategy,
+            train_xy,
+            stats.target,
+            params,
+            validation,
+            initial=parent.weights if parent else None,
+        )
     with cost.phase("evaluation"):
         test_outputs = network.network_outputs(result.model, test_xy[0])
         reference, fitted_baselines = baselines(stats, train_xy, test_xy, params.seed)
@@ -105,6 +143,8 @@ def fit_in_memory(config: TrainConfig, cost: RunCost) -> Fitted:
         params=params,
         reference_rows=drift_rows,
         cv_scores=cv_scores,
+        parent=parent.lineage if parent else None,
+        champion=champion_score,
     )
 
 

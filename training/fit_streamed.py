@@ -15,10 +15,12 @@ from training.cost import RunCost
 from training.evaluate import baseline_outputs, evaluate, fit_baselines
 from training.fitted import LITERT_CHECK_ROWS, Fitted, log_pass, plan_for
 from training.preprocess import encoded_inputs
+from training.promotion import Champion, ChampionScore
 from training.reference import reference_sample
 from training.scan import StreamSchema, StreamStats, fit_stream_stats, scan_schema
 from training.sources import TEST, TRAIN, VALIDATION
 from training.streaming import ShardRows
+from training.warm_start import Parent
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +29,12 @@ EVALUATION_ROWS = 1_000_000
 """Streamed data: test rows scored at most (a uniform sample of them beyond)."""
 
 
-def fit_streamed(config: TrainConfig, cost: RunCost) -> Fitted:
+def fit_streamed(
+    config: TrainConfig,
+    cost: RunCost,
+    parent: Parent | None = None,
+    champion: Champion | None = None,
+) -> Fitted:
     """The same recipe on data read in chunks: two passes for the schema and statistics, the
     training loop over `tf.data`, one more pass to score the test rows."""
     seed = config.params.seed
@@ -37,16 +44,24 @@ def fit_streamed(config: TrainConfig, cost: RunCost) -> Fitted:
         schema = scan_schema(
             source,
             config.target,
-            task=config.task,
-            categorical=config.categorical,
+            task=parent.metadata.task if parent else config.task,
+            categorical=[*config.categorical, *(parent.categorical if parent else [])],
             drop=config.drop,
             seed=seed,
             chunk_rows=config.chunk_rows,
         )
+        if parent is not None:
+            parent.check_columns(
+                schema.features, schema.categorical, schema.target, schema.summary.dropped_columns
+            )
+            if schema.target_stats is not None:
+                parent.check_classes(schema.target_stats.classes)
     rows_read = schema.summary.rows_read
     started = log_pass("first pass (columns, task, classes)", rows_read, started)
     with cost.phase("statistics"):
         fitted = fit_stream_stats(schema, config.min_category_count, seed, config.chunk_rows)
+        if parent is not None:  # the counts of this data, the parent's statistics
+            fitted = parent.inherit(fitted, schema)
     started = log_pass("second pass (statistics)", rows_read, started)
     stats, counts = fitted.stats, fitted.rows
     logger.info(
@@ -67,7 +82,9 @@ def fit_streamed(config: TrainConfig, cost: RunCost) -> Fitted:
     cache = EncodedCache.open(config.cache_dir, key) if config.cache else None
     rows = ShardRows(schema, stats, params.seed, config.chunk_rows, cache)
     try:
-        return _train_streamed(config, cost, schema, fitted, params=params, rows=rows)
+        return _train_streamed(
+            config, cost, schema, fitted, params=params, rows=rows, parent=parent, champion=champion
+        )
     finally:
         if cache is not None:
             cache.close()
@@ -81,6 +98,8 @@ def _train_streamed(
     *,
     params: Plan,
     rows: ShardRows,
+    parent: Parent | None,
+    champion: Champion | None,
 ) -> Fitted:
     """The streamed fit and test pass, over rows read from the shards or their cache."""
     with cost.phase("tensorflow"):  # importing it and setting up the strategy take seconds
@@ -108,6 +127,7 @@ def _train_streamed(
             ),
             stats.target,
             params,
+            initial=parent.weights if parent else None,
         )
     with cost.phase("evaluation"):
         started = time.perf_counter()
@@ -130,6 +150,15 @@ def _train_streamed(
                 check = x[:LITERT_CHECK_ROWS], y[:LITERT_CHECK_ROWS]
         y_all = np.concatenate(test_y)
         log_pass("test pass (network and baselines)", rows_read, started)
+    champion_score = None
+    if config.promote_if_better and (champion := Champion.of(config.model_dir / config.model_name)):
+        with cost.phase("promotion_gate"):  # the same test rows, through its own statistics
+            started = time.perf_counter()
+            evaluation, scored = champion.score(
+                rows.columns(TEST, fraction=fraction), schema.target
+            )
+            champion_score = ChampionScore(champion.version, evaluation, scored)
+            log_pass("champion pass (promotion gate)", rows_read, started)
     return Fitted(
         task=schema.task,
         features=schema.features,
@@ -147,4 +176,6 @@ def _train_streamed(
         check_rows=check if check is not None else (np.zeros((0, stats.input_width)), y_all),
         params=params,
         reference_rows=reference_sample(sample, params.seed),
+        parent=parent.lineage if parent else None,
+        champion=champion_score,
     )

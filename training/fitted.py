@@ -10,10 +10,19 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from app.bundle import DataSummary, Encoded, Evaluation, PreprocessingStats, RowCounts, Spread
+from app.bundle import (
+    DataSummary,
+    Encoded,
+    Evaluation,
+    Lineage,
+    PreprocessingStats,
+    RowCounts,
+    Spread,
+)
 from training.config import Plan, TrainConfig
 from training.data import Task
 from training.evaluate import Baselines
+from training.promotion import ChampionScore
 
 if TYPE_CHECKING:
     from training.model import TrainResult
@@ -50,14 +59,19 @@ class Fitted:
     """Training rows (a uniform sample of at most `REFERENCE_ROWS`) the drift reference is
     counted on, encoded, with their missing cells."""
     cv_scores: dict[str, Spread] | None = None
+    parent: Lineage | None = None
+    """The version a warm start began from."""
+    champion: ChampionScore | None = None
+    """The newest published version's score on the test rows, for the promotion gate."""
 
 
 def plan_for(config: TrainConfig, train_rows: int) -> Plan:
     """The hyperparameters for this many training rows, logged with what the rule chose."""
-    plan = config.params.for_rows(train_rows)
+    plan = config.params.for_rows(train_rows, warm=config.warm_start is not None)
     logger.info(
-        "%d training rows: batch %d, learning rate %.3g, at most %d epochs, patience %d, "
+        "%s%d training rows: batch %d, learning rate %.3g, at most %d epochs, patience %d, "
         "%d step(s) per call; set by the rule: %s",
+        "warm start, " if config.warm_start is not None else "",
         train_rows,
         plan.batch_size,
         plan.learning_rate,

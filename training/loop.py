@@ -23,7 +23,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +84,8 @@ def fit_arrays(
     target: Target,
     params: Plan,
     validation: tuple[np.ndarray, np.ndarray] | None = None,
+    *,
+    initial: Callable[[Sequence[Any]], list[np.ndarray]] | None = None,
 ) -> TrainResult:
     """`fit` on encoded arrays in memory, each epoch a full shuffle of the training rows."""
     x, y = train
@@ -98,12 +100,21 @@ def fit_arrays(
         class_weights=weights,
         shuffle_buffer=1,  # a pass is one chunk, so one pool: all the rows
     )
-    return fit(strategy, rows, target, params)
+    return fit(strategy, rows, target, params, initial)
 
 
-def fit(strategy: Any, rows: TrainingRows, target: Target, params: Plan) -> TrainResult:
+def fit(
+    strategy: Any,
+    rows: TrainingRows,
+    target: Target,
+    params: Plan,
+    initial: Callable[[Sequence[Any]], list[np.ndarray]] | None = None,
+) -> TrainResult:
     """Fit the reference network under `strategy`; stop early on the validation loss (best
-    weights kept) when there are validation rows, else run exactly `params.epochs` epochs."""
+    weights kept) when there are validation rows, else run exactly `params.epochs` epochs.
+
+    `initial`, given the new network's weights, returns the weights to start from (a warm
+    start); the starting weights then count as epoch 0, kept if no epoch beats them."""
     seed_everything(params.seed)
     replicas = strategy.num_replicas_in_sync
     if params.batch_size < replicas:
@@ -115,6 +126,8 @@ def fit(strategy: Any, rows: TrainingRows, target: Target, params: Plan) -> Trai
     with strategy.scope():
         model = build_model(rows.input_width, target, params)
         model.optimizer.build(model.trainable_variables)
+        if initial is not None:
+            model.set_weights(initial(model.get_weights()))
     step = _Steps(strategy, model, target, global_batch)
     batches = iter(
         strategy.distribute_datasets_from_function(
@@ -124,6 +137,9 @@ def fit(strategy: Any, rows: TrainingRows, target: Target, params: Plan) -> Trai
     history: dict[str, list[float]] = {"loss": []}
     speeds: list[float] = []
     best, best_loss, best_epoch, waited = None, math.inf, 0, 0
+    if initial is not None and rows.validation is not None:
+        best, best_loss = model.get_weights(), step.validation_loss(rows.validation())
+        logger.info("epoch 0 (the parent's weights): val_loss %.4f", best_loss)
     for epoch in range(1, params.epochs + 1):
         started = time.perf_counter()
         try:

@@ -30,7 +30,8 @@ class TrainResult:
     model: Any  # keras.Model; Keras ships no type information
     history: dict[str, list[float]] = field(default_factory=dict)
     best_epoch: int = 0
-    """1-based epoch whose weights were kept."""
+    """1-based epoch whose weights were kept; 0 for a warm start's own weights, when no epoch
+    beat them on the validation rows."""
     rows_per_second: list[float] = field(default_factory=list)
     """Per epoch: training rows over the seconds spent fitting them (validation excluded)."""
 

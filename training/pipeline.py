@@ -18,6 +18,7 @@ from app.bundle import (
     FeatureImportance,
     Flatbuffer,
     Metadata,
+    Promotion,
     RuntimeCost,
     TrainingCost,
     publish_version,
@@ -33,8 +34,10 @@ from training.fit_in_memory import fit_in_memory
 from training.fit_streamed import fit_streamed
 from training.fitted import Fitted
 from training.memory import with_data_path
+from training.promotion import Champion, NotPromoted, decide, describe, passed, write_report
 from training.reference import reference_distributions
 from training.report import write_card, write_plots
+from training.warm_start import Parent
 
 logger = logging.getLogger(__name__)
 
@@ -50,18 +53,40 @@ def run(config: TrainConfig, cost: RunCost | None = None) -> Path | None:
         )
     if config.stream and str(config.data or DEFAULT_SOURCE) in BUILTIN_SOURCES:
         raise TrainingError("--stream reads files; the built-in data sets are small, drop it")
+    if config.cv_folds and config.warm_start is not None:
+        raise TrainingError("--cv scores training from random weights: drop it with --warm-start")
+    # Both are read before the data, so that a bad name fails in well under a second.
+    parent = Parent.at(config.warm_start) if config.warm_start is not None else None
+    model_dir = config.model_dir / config.model_name
+    champion = Champion.of(model_dir) if config.promote_if_better else None
     config = with_data_path(config)
     cost = cost or RunCost()
-    fitted = fit_streamed(config, cost) if config.streamed else fit_in_memory(config, cost)
+    fit = fit_streamed if config.streamed else fit_in_memory
+    fitted = fit(config, cost, parent, champion)
     from training.distributed import is_chief
 
     if not is_chief():
         logger.info("not the chief of the cluster: the chief writes the bundle")
         return None
-    return _publish(config, fitted, cost)
+    if not config.promote_if_better:
+        return _publish(config, fitted, cost)
+    candidate = evaluate(fitted.stats, fitted.test_y, fitted.test_outputs)
+    promotion = decide(
+        PRIMARY_METRIC[fitted.task], candidate, fitted.champion, config.promote_margin
+    )
+    data = str(config.data or DEFAULT_SOURCE)
+    if not passed(promotion):
+        report = write_report(data, model_dir, promotion, None)
+        raise NotPromoted(f"not published, {describe(promotion)}", report)
+    published = _publish(config, fitted, cost, promotion)
+    report = write_report(data, model_dir, promotion, published)
+    logger.info("%s; report %s", describe(promotion), report)
+    return published
 
 
-def _publish(config: TrainConfig, fitted: Fitted, cost: RunCost) -> Path:
+def _publish(
+    config: TrainConfig, fitted: Fitted, cost: RunCost, promotion: Promotion | None = None
+) -> Path:
     from training import model as network
     from training.importance import permutation_importance
     from training.litert import export_flatbuffers
@@ -92,6 +117,7 @@ def _publish(config: TrainConfig, fitted: Fitted, cost: RunCost) -> Path:
                 next(iter(runtimes.values())), stats, fitted.check_rows, primary, seed=params.seed
             )
         metadata = _metadata(config, fitted, version, (litert, litert_quantized), importance)
+        metadata = metadata.model_copy(update={"parent": fitted.parent, "promotion": promotion})
         target = stats.target
         actual_vs_predicted = (
             None

@@ -17,6 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from app.bundle import MODEL_CARD_FILE, FeatureImportance, Metadata
+from training.promotion import describe
 
 LEARNING_CURVE_FILE = "learning_curve.png"
 PREDICTIONS_FILE = "predicted_vs_actual.png"
@@ -38,8 +39,22 @@ def comparison_table(metadata: Metadata) -> str:
     if boosting := boosting_verdict(metadata):
         lines.append(boosting)
     lines.extend(_flatbuffer_lines(metadata))
+    lines.extend(lineage_lines(metadata))
     lines.extend(cost_lines(metadata))
     return "\n".join(lines)
+
+
+def lineage_lines(metadata: Metadata) -> list[str]:
+    """Where the weights came from, and the promotion gate's scores, when there were any."""
+    lines = []
+    if (parent := metadata.parent) is not None:
+        lines.append(
+            f"warm-started from {parent.name} version {parent.version} (trained on "
+            f"{parent.data_source}, sha256 {parent.data_sha256[:16]}...)"
+        )
+    if metadata.promotion is not None:
+        lines.append(f"promotion gate: {describe(metadata.promotion)}")
+    return lines
 
 
 def boosting_verdict(metadata: Metadata) -> str | None:
@@ -291,6 +306,7 @@ TensorFlow {e(metadata.tensorflow_version)}, Keras {e(metadata.keras_version)}</
 {"".join(f"<p>{e(line)}.</p>" for line in _flatbuffer_lines(metadata))}
 <h2>Plots</h2>
 {figures}
+{_lineage_section(metadata)}
 {_importance_section(metadata, images.get(IMPORTANCE_FILE))}
 {_cost_section(metadata)}
 <h2>Data</h2>
@@ -310,6 +326,15 @@ def _figure(name: str, png: bytes) -> str:
     return (
         f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,'
         f'{base64.b64encode(png).decode()}"></figure>'
+    )
+
+
+def _lineage_section(metadata: Metadata) -> str:
+    lines = lineage_lines(metadata)
+    if not lines:
+        return ""
+    return '<h2 id="lineage">Lineage</h2>' + "".join(
+        f"<p>{html.escape(line[0].upper() + line[1:])}.</p>" for line in lines
     )
 
 

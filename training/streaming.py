@@ -41,9 +41,16 @@ class ShardRows:
             name, lambda: self._from_shards(split, pipeline, pipelines, threads, fraction)
         )
 
-    def _from_shards(
-        self, split: int, pipeline: int, pipelines: int, threads: bool, fraction: float
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def columns(
+        self,
+        split: int,
+        pipeline: int = 0,
+        pipelines: int = 1,
+        threads: bool = True,
+        fraction: float = 1.0,
+    ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
+        """The same rows as `encoded`, always from the shards, before the transform: cleaned
+        feature columns by name, and the raw targets (what another version's statistics take)."""
         for chunk in clean_chunks(self.schema, self.seed, self.chunk_rows, threads):
             mine = chunk.splits == split
             if pipelines > 1:
@@ -52,5 +59,10 @@ class ShardRows:
                 mine &= sampled(chunk.hashes, fraction)
             if mine.any():
                 columns = {name: column[mine] for name, column in chunk.features.items()}
-                x = self.stats.transform(columns)
-                yield x, self.stats.target.encode(chunk.y[mine].to_numpy())
+                yield columns, chunk.y[mine].to_numpy()
+
+    def _from_shards(
+        self, split: int, pipeline: int, pipelines: int, threads: bool, fraction: float
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for columns, y in self.columns(split, pipeline, pipelines, threads, fraction):
+            yield self.stats.transform(columns), self.stats.target.encode(y)

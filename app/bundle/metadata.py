@@ -134,6 +134,30 @@ class FeatureImportance(Strict):
     """Feature -> the drop's mean and standard deviation (positive: the model uses it)."""
 
 
+class Lineage(Strict):
+    """The version a warm-started model began from: its weights, statistics and vocabularies."""
+
+    name: str
+    version: int
+    data_source: str
+    data_sha256: str
+    """The data the parent was trained on, as its own metadata records it."""
+
+
+class Promotion(Strict):
+    """The gate a version passed before it was published (`--promote-if-better`): both models
+    scored on the same held-out rows of the new data, on the primary metric."""
+
+    metric: str
+    rows: int
+    candidate: float
+    champion: float | None
+    """None: there was no version to beat."""
+    champion_version: int | None
+    margin: float
+    """The candidate had to score at least the champion's score minus this."""
+
+
 class Metadata(Strict):
     """What a bundle is, where it came from and how good it is."""
 
@@ -158,6 +182,10 @@ class Metadata(Strict):
     cost: Cost | None = None
     """Bundles from before cost was recorded have none."""
     feature_importance: FeatureImportance | None = None
+    parent: Lineage | None = None
+    """A warm-started model's parent; None for one trained from random weights."""
+    promotion: Promotion | None = None
+    """The scores of the promotion gate, when training ran it."""
     tensorflow_version: str
     keras_version: str
 
