@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -82,6 +82,20 @@ class Settings(BaseSettings):
 
     drift_window_rows: int = Field(default=10_000, ge=100)
     """Rows the drift figures cover: the most recent this many (and up to one call more)."""
+
+    shadow_versions: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+    """Shadow scoring, as JSON: `{"default": 3}` also loads version 3 of model `default` and
+    scores every request's rows with it off the request's path, comparing its predictions
+    with the served ones (GET /model/shadow, /metrics, the landing page). Answers never come
+    from a shadow; one that fails to load is reported and skipped."""
+
+    shadow_window_rows: int = Field(default=10_000, ge=100)
+    """Rows the shadow figures cover (mean and p99 difference, agreement): the most recent
+    this many compared."""
+
+    shadow_queue_rows: int = Field(default=10_000, ge=1)
+    """Rows waiting to be shadow-scored at most; a request that would not fit is not
+    compared and its rows are counted (tabserve_shadow_dropped_total), never waited for."""
 
     payload_log_dir: Path | None = None
     """Log every prediction request (its rows as received after validation, and its

@@ -19,8 +19,9 @@ class TrainingFailed(RuntimeError):
     """`python -m training` failed or did not print a version directory."""
 
 
-def train_bundle(model_root: Path, model_name: str, epochs: int) -> Path:
-    """Train on scikit-learn's diabetes data into `model_root`; returns the version directory."""
+def train_bundle(model_root: Path, model_name: str, epochs: int, seed: int | None = None) -> Path:
+    """Train on scikit-learn's diabetes data into `model_root` (with training's default seed
+    unless `seed` is given) as the next version; returns the version directory."""
     argv = [
         sys.executable,
         "-m",
@@ -33,6 +34,7 @@ def train_bundle(model_root: Path, model_name: str, epochs: int) -> Path:
         str(epochs),
         "--log-level",
         "warning",
+        *([] if seed is None else ["--seed", str(seed)]),
     ]
     started = time.monotonic()
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from benchmarks.process import HOST, ServerSpec
@@ -12,6 +13,7 @@ LITERT_UNBATCHED = "service-litert-unbatched"
 LITERT_LOGGED = "service-litert-logged"
 LITERT_NODRIFT = "service-litert-nodrift"
 LITERT_PAYLOAD = "service-litert-payload"
+LITERT_SHADOW = "service-litert-shadow"
 SAVEDMODEL_UNBATCHED = "service-savedmodel-unbatched"
 NOOP = "fastapi-noop"
 RAW = "raw-asgi"
@@ -25,9 +27,12 @@ BATCHING = (LITERT_UNBATCHED, SAVEDMODEL_UNBATCHED)
 DEFAULTS = LITERT_LOGGED
 """Our service with every default setting (access log at LOG_LEVEL=info, drift on, no request
 log): the service as deployed, held to its own targets against the FastAPI no-op."""
-FEATURES = (LITERT_NODRIFT, LITERT_PAYLOAD)
+FEATURES = (LITERT_NODRIFT, LITERT_PAYLOAD, LITERT_SHADOW)
 """`DEFAULTS` with one feature changed: drift off (what drift costs), the request log on to a
-local directory (what it costs, and whether it drops entries)."""
+local directory (what it costs, and whether it drops entries), a shadow version scoring every
+request (what shadow scoring costs)."""
+SHADOW_VERSION = 1
+"""The version the shadow contender scores with, while every service serves version 2."""
 PAYLOAD_LOG_ENV = "PAYLOAD_LOG_DIR"
 """A server whose environment sets this writes the request log; the benchmark reads its
 dropped entries from /metrics after the loads."""
@@ -151,6 +156,15 @@ def server_specs(
             log="info",
             env={PAYLOAD_LOG_ENV: "{scratch}"},
         ),
+        service(
+            "litert",
+            f"{LITERT_LOGGED} with SHADOW_VERSIONS naming version {SHADOW_VERSION} while "
+            "version 2 is served: what shadow scoring costs",
+            name=LITERT_SHADOW,
+            log="info",
+            # Environment values are format strings ({port}, {scratch}): JSON's braces doubled.
+            env={"SHADOW_VERSIONS": _literal(json.dumps({model_name: SHADOW_VERSION}))},
+        ),
         service("savedmodel", "python -m app, MODEL_RUNTIME=savedmodel"),
         service("litert", "MODEL_RUNTIME=litert, BATCHING=off", "off", LITERT_UNBATCHED),
         service(
@@ -162,3 +176,8 @@ def server_specs(
         reference(FASTAPI_SAVEDMODEL, "FastAPI calling the SavedModel signature per request"),
     ]
     return {spec.name: spec for spec in specs}
+
+
+def _literal(value: str) -> str:
+    """`value` as a format string that formats to itself."""
+    return value.replace("{", "{{").replace("}", "}}")

@@ -12,6 +12,7 @@ from benchmarks.catalog import (
     KERAS,
     LITERT,
     LITERT_PAYLOAD,
+    LITERT_SHADOW,
     NOOP,
     RAW,
     SAVEDMODEL,
@@ -37,6 +38,9 @@ PAYLOAD_TARGET = 0.8
 """With the request log on, at least this fraction of the same service with it off."""
 PAYLOAD_DROPPED_TARGET = 0
 """Request log entries dropped over every round of the request-log contender."""
+SHADOW_TARGET = 0.85
+"""With a shadow version scoring every request, at least this fraction of the same service
+without one."""
 
 FIGURES = (
     "requests_per_s",
@@ -213,13 +217,14 @@ def targets(summaries: dict[str, Any], concurrencies: list[int], batch_rows: int
 
 
 def feature_targets(summaries: dict[str, Any]) -> list[Target]:
-    """The service with its defaults against the FastAPI no-op, the request log's cost against
-    the same service without it, and the entries it dropped."""
+    """The service with its defaults against the FastAPI no-op, the request log's and a shadow
+    version's cost against the same service without them, and the entries the log dropped."""
     c = str(DEFAULTS_CONCURRENCY)
     out = []
     for subject, reference, bound in (
         (DEFAULTS, NOOP, DEFAULTS_TARGET),
         (LITERT_PAYLOAD, DEFAULTS, PAYLOAD_TARGET),
+        (LITERT_SHADOW, DEFAULTS, SHADOW_TARGET),
     ):
         value, ok = _ratio(summaries, subject, reference, "single", c, "requests_per_s")
         label = f"1-row req/s c{c} {subject} / {reference}"

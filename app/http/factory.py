@@ -15,10 +15,11 @@ from fastapi_offline import FastAPIOffline
 from app.http.error_rendering import install_error_handlers
 from app.http.middleware import ServiceMiddleware
 from app.http.openapi import install_model_openapi
-from app.http.routes import drift, health, metrics, pages, predict, tfserving, v2
+from app.http.routes import drift, health, metrics, pages, predict, shadow, tfserving, v2
 from app.model.loading import load_models
 from app.model.predictor import Predictor
 from app.model.reloads import ModelWatcher
+from app.model.shadow import ShadowVersions
 from app.model.state import ServedModel, ServiceState
 from app.ops.api_keys import DOCS_ASSETS, ApiKeys, read_api_keys
 from app.ops.live_cost import LiveCost
@@ -48,17 +49,30 @@ def create_app(
         ]
     )
 
+    shadows = ShadowVersions(settings, telemetry.shadow_hooks)
+    telemetry.watch_shadows(
+        lambda: [
+            served.inference.shadow
+            for served in state.models.values()
+            if served.inference.shadow is not None
+        ]
+    )
+
     payload_log = _payload_log(settings, telemetry)
 
     def build(predictor: Predictor) -> ServedModel:
         on_call = telemetry.batch_size.labels(predictor.name).observe
-        return ServedModel.build(predictor, settings, on_call, payload_log)
+        return ServedModel.build(
+            predictor, settings, on_call, payload_log, shadows.for_served(predictor)
+        )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         loaded = models
         if loaded is None:
             loaded = await anyio.to_thread.run_sync(load_models, settings)
+        # A shadow that fails to load is reported and skipped: it never stops start-up.
+        await anyio.to_thread.run_sync(shadows.load, list(loaded))
         for predictor in loaded.values():
             telemetry.observe_load(predictor.name, "startup", ok=True)
             telemetry.serving(predictor)
@@ -67,7 +81,7 @@ def create_app(
             payload_log.start()
         watching = None
         if settings.model_poll_seconds > 0:
-            watcher = ModelWatcher(settings, state, telemetry, build)
+            watcher = ModelWatcher(settings, state, telemetry, build, shadows)
             watching = asyncio.create_task(watcher.run(), name="model-watcher")
         # Start-up objects (schemas, modules, the model) live as long as the process: freezing
         # them keeps the garbage collector from walking them again and again under load.
@@ -84,7 +98,7 @@ def create_app(
                     await watching
             served, state.models = state.models, {}
             for model in served.values():
-                model.inference.close()
+                model.inference.close()  # its batches, then its shadow's queue
             if payload_log is not None:  # every answered request is in the queue by now
                 await payload_log.close()
 
@@ -118,7 +132,7 @@ def create_app(
 def _include_routes(app: FastAPI) -> None:
     app.include_router(predict.router)
     predict.install_fast_path(app)
-    for routes in (drift, pages, health, metrics, tfserving, v2):
+    for routes in (drift, shadow, pages, health, metrics, tfserving, v2):
         app.include_router(routes.router)
 
 

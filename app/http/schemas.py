@@ -101,6 +101,49 @@ class DriftReport(BaseModel):
     output: DriftFigures | None
 
 
+class ShadowLatency(BaseModel):
+    """The shadow's own calls over the window: each scores the rows gathered, in bulk."""
+
+    calls: int
+    p50_seconds: float
+    p99_seconds: float
+    rows_per_call: float
+    microseconds_per_row: float
+
+
+class ShadowReport(BaseModel):
+    """A shadow version of a model against the version served, over the last
+    SHADOW_WINDOW_ROWS rows both scored. Answers always come from the served version."""
+
+    model_name: str
+    model_version: int = Field(description="The version served (and answering).")
+    shadow_version: int
+    status: Literal["ok", "unavailable"] = Field(
+        description="`unavailable` when the shadow failed to load or does not take the served "
+        "version's rows (`error` says why); the served version is unaffected."
+    )
+    error: str | None = None
+    task: Literal["regression", "classification"] | None = None
+    window_rows: int | None = Field(default=None, description="SHADOW_WINDOW_ROWS.")
+    rows: int = Field(default=0, description="Rows compared since this pair of versions began.")
+    dropped_rows: int = Field(
+        default=0,
+        description="Rows not compared: the queue was full (SHADOW_QUEUE_ROWS), or the shadow "
+        "failed or answered a non-finite number.",
+    )
+    mean_abs: float | None = Field(
+        default=None,
+        description="Mean absolute difference from the served predictions, in the target's "
+        "units; for a classifier, of the probabilities (total variation distance), when both "
+        "versions have the same classes.",
+    )
+    p99_abs: float | None = Field(default=None, description="Its 99th percentile.")
+    agreement: float | None = Field(
+        default=None, description="Classifiers: share of rows given the same class."
+    )
+    latency: ShadowLatency | None = None
+
+
 class Liveness(BaseModel):
     status: str = "alive"
 

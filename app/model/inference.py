@@ -12,6 +12,7 @@ import numpy as np
 from app.bundle import Decoded
 from app.model.drift import DriftMonitor
 from app.model.predictor import Predictor
+from app.model.shadow import Shadow, ShadowScorer
 from app.ops.request_context import note_rows
 
 # Requests up to this many rows are "small": they may share batched calls, or run on the event
@@ -118,7 +119,8 @@ class Inference:
 
     `on_call` hears the row count of every model call that is not batched (the batcher has
     its own hook), so batch-size metrics see every call. `drift`, when given, sees every
-    call's inputs and outputs; `payload_log` every request's rows and answer.
+    call's inputs and outputs; `payload_log` every request's rows and answer, and so does
+    `shadow` when it is scoring.
     """
 
     def __init__(
@@ -128,12 +130,16 @@ class Inference:
         on_call: Callable[[int], None] | None = None,
         drift: DriftMonitor | None = None,
         payload_log: Callable[[Rows, Decoded], None] | None = None,
+        *,
+        shadow: Shadow | None = None,
     ) -> None:
         self.predictor = predictor
         self.batcher = batcher
         self.drift = drift
+        self.shadow = shadow
         self._on_call = on_call
         self._payload_log = payload_log
+        self._scorer = shadow if isinstance(shadow, ShadowScorer) else None
 
     async def predict_rows(self, rows: Rows) -> Decoded:
         predictor = self.predictor  # encode_rows checks the row count (413) before any work
@@ -158,6 +164,8 @@ class Inference:
         decoded = predictor.decode(outputs)
         if self._payload_log is not None:
             self._payload_log(rows, decoded)
+        if self._scorer is not None:
+            self._scorer.submit(rows, decoded)
         return decoded
 
     def _encode_and_run(self, rows: Rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -167,3 +175,5 @@ class Inference:
     def close(self, *, wait: bool = True) -> None:
         if self.batcher is not None:
             self.batcher.close(wait=wait)
+        if self._scorer is not None:  # after the batcher: its last answers are queued by now
+            self._scorer.close(wait=wait)

@@ -20,6 +20,7 @@ import anyio.to_thread
 from app.bundle import list_models
 from app.model.loading import load_predictor
 from app.model.predictor import Predictor
+from app.model.shadow import ShadowVersions
 from app.model.state import ServedModel, ServiceState
 from app.ops.metrics import Metrics
 from app.settings import Settings
@@ -43,11 +44,15 @@ class ModelWatcher:
         state: ServiceState,
         metrics: Metrics,
         build: Callable[[Predictor], ServedModel],
+        shadows: ShadowVersions | None = None,
     ) -> None:
+        """`shadows`, when given, loads the shadow of a model that loads a version and has
+        none loaded yet (a new model, or a shadow that failed before)."""
         self._settings = settings
         self._state = state
         self._metrics = metrics
         self._build = build
+        self._shadows = shadows
         self._rejected: set[tuple[str, int, int, int]] = set()
         self._orphaned: set[tuple[str, int]] = set()
         self._retiring: set[asyncio.Task[None]] = set()
@@ -83,6 +88,8 @@ class ModelWatcher:
                 extra={"model_name": name, "model_version": version},
             )
             return
+        if self._shadows is not None:
+            await anyio.to_thread.run_sync(self._shadows.load, [name])
         old = self._state.swap(self._build(predictor))
         self._metrics.observe_load(name, "reload", ok=True)
         self._metrics.serving(predictor)

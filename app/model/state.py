@@ -15,6 +15,7 @@ from app.model.drift import DriftMonitor
 from app.model.inference import Batcher, Inference, Rows
 from app.model.predictor import Predictor
 from app.model.request_schema import request_model_for
+from app.model.shadow import Shadow
 from app.ops import request_context
 from app.ops.payload_log import PayloadLog, entry
 from app.ops.request_context import note_model
@@ -36,9 +37,11 @@ class ServedModel:
         settings: Settings,
         on_call: Callable[[int], None] | None = None,
         payload_log: PayloadLog | None = None,
+        shadow: Shadow | None = None,
     ) -> ServedModel:
         """`on_call` hears the number of rows in each model call, batched or not; the
-        `payload_log`, when there is one, every request's rows and predictions."""
+        `payload_log`, when there is one, every request's rows and predictions, and so does
+        the `shadow` version of the model, when one is configured."""
         batcher = None
         if settings.batching == "on":
             batcher = Batcher(
@@ -51,7 +54,7 @@ class ServedModel:
         if settings.drift == "on" and predictor.reference is not None:
             drift = DriftMonitor(predictor.stats, predictor.reference, settings.drift_window_rows)
         log = None if payload_log is None else _logger_for(predictor, payload_log)
-        inference = Inference(predictor, batcher, on_call, drift, log)
+        inference = Inference(predictor, batcher, on_call, drift, log, shadow=shadow)
         return cls(predictor, request_model_for(predictor.stats), inference)
 
 

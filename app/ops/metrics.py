@@ -26,6 +26,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from app.model.drift import STATUS_LEVEL, DriftMonitor
 from app.model.predictor import Predictor
+from app.model.shadow import Shadow, ShadowHooks
 from app.ops.live_cost import LiveCost
 
 # Latency of answers that take tens of microseconds up to the request timeout.
@@ -101,6 +102,28 @@ class Metrics:
             "failed. Requests are never delayed for the log.",
             registry=registry,
         )
+        self.shadow_rows = Counter(
+            "tabserve_shadow_rows",
+            "Rows each model's shadow version (SHADOW_VERSIONS) scored and compared with the "
+            "served predictions.",
+            ("model", "shadow_version"),
+            registry=registry,
+        )
+        self.shadow_dropped = Counter(
+            "tabserve_shadow_dropped",
+            "Rows not shadow-scored: the queue was full (SHADOW_QUEUE_ROWS), or the shadow "
+            "failed or answered a non-finite number. Requests never wait for a shadow.",
+            ("model",),
+            registry=registry,
+        )
+        self.shadow_latency = Histogram(
+            "tabserve_shadow_latency_seconds",
+            "Time of each shadow call, off the request's path: encoding, the shadow's runtime "
+            "and decoding, for the rows gathered (up to 1,024).",
+            ("model",),
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
         self._served: dict[str, tuple[str, str, str]] = {}
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._rows_children: dict[str, Counter] = {}
@@ -142,6 +165,16 @@ class Metrics:
     def watch_drift(self, monitors: Callable[[], Iterable[tuple[str, DriftMonitor]]]) -> None:
         """Export the drift of the monitors `monitors` lists (model name, monitor) at scrape."""
         self.registry.register(_DriftCollector(monitors))
+
+    def shadow_hooks(self, model: str, shadow_version: int) -> ShadowHooks:
+        """The counters a shadow of `model` feeds; their series exist from the start, at 0."""
+        rows = self.shadow_rows.labels(model, str(shadow_version))
+        latency = self.shadow_latency.labels(model)
+        return ShadowHooks(rows.inc, self.shadow_dropped.labels(model).inc, latency.observe)
+
+    def watch_shadows(self, shadows: Callable[[], Iterable[Shadow]]) -> None:
+        """Export how far the shadows `shadows` lists are from the served versions, at scrape."""
+        self.registry.register(_ShadowCollector(shadows))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -241,3 +274,29 @@ def _drift_values(figures: dict[str, Any]) -> Iterator[tuple[str, float]]:
         if figures.get(statistic) is not None:
             yield statistic, float(figures[statistic])
     yield "status", float(STATUS_LEVEL[figures["status"]])
+
+
+class _ShadowCollector:
+    """Each scoring shadow's figures over its window, read at scrape."""
+
+    def __init__(self, shadows: Callable[[], Iterable[Shadow]]) -> None:
+        self.shadows = shadows
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> list[Metric]:
+        difference = GaugeMetricFamily(
+            "tabserve_shadow_difference",
+            "Each shadow version against the served one over the last SHADOW_WINDOW_ROWS rows: "
+            "mean_abs and p99_abs (absolute difference in the target's units; for a classifier, "
+            "of the probabilities), agreement (share of rows given the same class).",
+            labels=("model", "shadow_version", "statistic"),
+        )
+        for shadow in self.shadows():
+            report = shadow.report()
+            labels = (report["model_name"], str(report["shadow_version"]))
+            for statistic in ("mean_abs", "p99_abs", "agreement"):
+                if report.get(statistic) is not None:
+                    difference.add_metric((*labels, statistic), report[statistic])
+        return [difference]

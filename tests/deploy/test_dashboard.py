@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -257,11 +258,17 @@ def scrape_config(job: str) -> Doc:
 def exported(version_dir: Path, model_root: Path) -> dict[str, set[str]]:
     """Sample name -> label names, as the app exports them after a prediction and a 404."""
     features = json.loads((version_dir / "metadata.json").read_text(encoding="utf-8"))["features"]
-    # With a price, so that every cost series exists as well, and enough rows for drift.
-    with serve(model_root, "diabetes", cost_per_cpu_hour=0.05) as client:
+    # With a price, so that every cost series exists as well, enough rows for drift, and a
+    # shadow version (the served one) whose figures are in once it has scored the rows.
+    shadow = {"diabetes": 1}
+    with serve(model_root, "diabetes", cost_per_cpu_hour=0.05, shadow_versions=shadow) as client:
         rows = [dict.fromkeys(features, 0.01)] * MIN_ROWS
         assert client.post("/predict", json={"instances": rows}).status_code == 200
         assert client.get("/no/such/path").status_code == 404
+        deadline = time.monotonic() + 10
+        while client.get("/model/shadow").json()["rows"] < MIN_ROWS:
+            assert time.monotonic() < deadline, "the shadow did not score the rows"
+            time.sleep(0.02)
         response = client.get("/metrics")
     assert response.status_code == 200, response.text
     names: dict[str, set[str]] = {}
@@ -271,6 +278,7 @@ def exported(version_dir: Path, model_root: Path) -> dict[str, set[str]]:
     assert "tabserve_rows_predicted_total" in names  # the prediction made its series
     assert "tabserve_cost_per_million_predictions" in names
     assert "tabserve_feature_drift" in names and "tabserve_output_drift" in names
+    assert "tabserve_shadow_difference" in names
     return names
 
 

@@ -3,6 +3,7 @@ loaded from elsewhere, so it works where there is no internet."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 
 from fastapi import APIRouter, Request
@@ -10,7 +11,8 @@ from fastapi.responses import HTMLResponse
 
 from app.http.dependencies import live_cost, service_state
 from app.http.routes.drift import drift_report
-from app.http.schemas import DriftReport, error_responses
+from app.http.routes.shadow import shadow_report
+from app.http.schemas import DriftReport, ShadowReport, error_responses
 from app.model.drift import STATUS_LEVEL
 from app.model.predictor import Predictor
 from app.ops.live_cost import LiveCostFigures
@@ -64,7 +66,10 @@ def landing(request: Request) -> HTMLResponse:
     predictor = served.predictor
     others = {n: s.predictor.version for n, s in state.models.items() if n != predictor.name}
     drift = drift_report(served)
-    return HTMLResponse(landing_html(predictor, others, live_cost(request).figures(), drift))
+    shadows = [shadow_report(s) for s in state.models.values() if s.inference.shadow is not None]
+    return HTMLResponse(
+        landing_html(predictor, others, live_cost(request).figures(), drift, shadows)
+    )
 
 
 def landing_html(
@@ -72,6 +77,7 @@ def landing_html(
     others: dict[str, int],
     live: LiveCostFigures,
     drift: DriftReport,
+    shadows: Sequence[ShadowReport] = (),
 ) -> str:
     meta = predictor.metadata
     name = escape(meta.name)
@@ -108,7 +114,7 @@ def landing_html(
 <div class="card">{_metrics_table(predictor)}</div>
 <h2 id="drift">Drift</h2>
 <div class="card">{_drift_table(drift)}</div>
-<h2 id="cost">Cost</h2>
+{_shadow_table(shadows)}<h2 id="cost">Cost</h2>
 <div class="card">{_cost_facts(predictor, live)}</div>
 {_importance(predictor)}
 <h2>Where next</h2>
@@ -208,6 +214,44 @@ def _drift_table(drift: DriftReport) -> str:
         "(PSI: population stability index; JS: Jensen-Shannon distance)</p>"
         "<table><thead><tr><th>feature</th><th>status</th><th>PSI</th><th>JS</th>"
         f"<th>missing</th><th>other category</th></tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
+def _shadow_table(shadows: Sequence[ShadowReport]) -> str:
+    """Each shadow version against the version served, over the rows both scored lately."""
+    if not shadows:
+        return ""
+    rows = []
+    for s in shadows:
+        versions = (
+            f'<td>{escape(s.model_name)}</td><td class="num">{s.model_version}</td>'
+            f'<td class="num">{s.shadow_version}</td>'
+        )
+        if s.status == "unavailable":
+            rows.append(
+                f'<tr>{versions}<td class="status-alert">unavailable</td>'
+                f'<td colspan="5">{escape(s.error or "")}</td></tr>'
+            )
+            continue
+        latency = (
+            "&ndash;"
+            if s.latency is None
+            else f"{s.latency.p50_seconds * 1e3:.2g} / {s.latency.p99_seconds * 1e3:.2g} ms"
+        )
+        rows.append(
+            f'<tr>{versions}<td>{s.status}</td><td class="num">{s.rows:,}</td>'
+            f'<td class="num">{_number(s.mean_abs)}</td><td class="num">{_number(s.p99_abs)}</td>'
+            f'<td class="num">{_rate(s.agreement)}</td><td class="num">{latency}</td></tr>'
+        )
+    return (
+        '<h2 id="shadow">Shadow scoring</h2><div class="card"><p>Each shadow version scores '
+        "the rows its model answers, off the request's path; answers come from the served "
+        "version. Differences are over the last rows both scored, in the target's units (for "
+        "a classifier, between the probabilities).</p><table><thead><tr><th>model</th>"
+        "<th>served</th><th>shadow</th><th>status</th><th>rows compared</th>"
+        "<th>mean |difference|</th><th>p99 |difference|</th><th>agreement</th>"
+        "<th>shadow call p50 / p99</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>\n"
     )
 
 
