@@ -847,7 +847,7 @@ def run_contender(
 # --- the table and the targets ----------------------------------------------------------------
 
 
-def _render(header: list[str], rows: list[list[str]]) -> str:
+def render_columns(header: list[str], rows: list[list[str]]) -> str:
     """Left-aligned first column, right-aligned others but the last, two spaces apart."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
@@ -889,7 +889,7 @@ def contenders_table(results: dict[str, dict[str, Any]], args: argparse.Namespac
                 "; ".join(notes),
             ]
         )
-    return _render(header, rows)
+    return render_columns(header, rows)
 
 
 @dataclass(frozen=True)
@@ -968,7 +968,7 @@ def targets_table(found: list[Target]) -> str:
         ]
         for t in found
     ]
-    return _render(header, rows)
+    return render_columns(header, rows)
 
 
 def status_of(results: dict[str, dict[str, Any]], found: list[Target]) -> int:

@@ -7,6 +7,8 @@
 # (scripts/benchmark-streaming.sh; it needs no wrk).
 # `scripts/benchmark.sh training [...]` runs the training-cost benchmark instead
 # (scripts/benchmark-training.sh; it needs no wrk).
+# `scripts/benchmark.sh retrain [...]` runs the retraining benchmark instead: warm start against
+# training from scratch on drifted data, and the promotion gate (it needs no wrk).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,9 +25,12 @@ elif [ "${1:-}" = streaming ]; then
 elif [ "${1:-}" = training ]; then
   module=benchmarks.training
   shift
+elif [ "${1:-}" = retrain ]; then
+  module=benchmarks.retrain
+  shift
 fi
 if [ "$module" != benchmarks.streaming ] && [ "$module" != benchmarks.training ] \
-  && ! command -v wrk >/dev/null 2>&1; then
+  && [ "$module" != benchmarks.retrain ] && ! command -v wrk >/dev/null 2>&1; then
   echo "installing wrk" >&2
   if ! apt-get install -y wrk >&2; then
     apt-get update >&2

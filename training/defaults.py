@@ -16,8 +16,9 @@ The rule, for `rows` training rows:
 - steps per compiled call: about an eighth of an epoch's steps, between 1 and 32.
 
 Fine-tuning a parent's weights (`--warm-start`) starts near a good model, so it needs fewer
-epochs and a gentler step: a fifth of the epochs above (at least 3) and a third of the learning
-rate, with patience from those epochs (so at least 3).
+epochs and a gentler step: a fifth of the epochs above (at least 2: large data gets 10 cold, so
+2 warm) and a third of the learning rate, with patience from those epochs (at least 3, as
+above).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ ROWS_SEEN = 2_000_000
 """Training rows seen over the epoch budget of large data (rows x epochs)."""
 MAX_STEPS_PER_EXECUTION = 32
 WARM_EPOCHS_FRACTION = 0.2
-MIN_WARM_EPOCHS = 3
+MIN_WARM_EPOCHS = 2
 WARM_LEARNING_RATE_FACTOR = 1 / 3
 
 

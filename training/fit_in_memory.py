@@ -10,12 +10,12 @@ import pandas as pd
 from app.bundle import RowCounts
 from training.config import TrainConfig
 from training.cost import RunCost
-from training.data import feature_columns, load_dataset, split_dataset
+from training.data import Dataset, feature_columns, load_dataset, split_dataset
 from training.errors import TrainingError
 from training.evaluate import baselines
 from training.fitted import LITERT_CHECK_ROWS, Fitted, plan_for
 from training.preprocess import encoded_inputs, fit_stats, model_inputs
-from training.promotion import Champion, ChampionScore
+from training.promotion import Champion
 from training.reference import reference_sample
 from training.warm_start import Parent
 
@@ -31,21 +31,7 @@ def fit_in_memory(
     """`parent`: the version a warm start begins from; `champion`: the version the promotion
     gate scores on the same test rows."""
     with cost.phase("read"):
-        dataset = load_dataset(
-            config.data,
-            config.target,
-            parent.metadata.task if parent else config.task,
-            [*config.categorical, *(parent.categorical if parent else [])],
-            config.drop,
-        )
-        if parent is not None:
-            parent.check_columns(
-                dataset.features,
-                dataset.categorical,
-                dataset.target,
-                dataset.summary.dropped_columns,
-            )
-            parent.check_classes(dataset.frame[dataset.target].unique().tolist())
+        dataset = _load(config, parent)
         split = split_dataset(dataset, config.params.seed)
     logger.info(
         "%s from %s: %d features (%d categorical); %d train, %d validation, %d test rows",
@@ -74,19 +60,12 @@ def fit_in_memory(
         train_rows, validation_rows, params = non_test, None, replace(params, epochs=epochs)
     else:
         train_rows, validation_rows = split.train, split.validation
-    champion_score = None
-    if champion is not None:
+    champion_rows = None
+    if champion is not None:  # encoded now, while the test frame is here; scored after the fit
         with cost.phase("promotion_gate"):
-            evaluation, scored = champion.score(
-                [
-                    (
-                        feature_columns(split.test, dataset.features),
-                        split.test[dataset.target].to_numpy(),
-                    )
-                ],
-                dataset.target,
-            )
-            champion_score = ChampionScore(champion.version, evaluation, scored)
+            columns = feature_columns(split.test, dataset.features)
+            held_out = [(columns, split.test[dataset.target].to_numpy())]
+            champion_rows = champion.inputs(held_out, dataset.target)
     with cost.phase("statistics"):
         stats = (
             parent.stats if parent else fit_stats(dataset, train_rows, config.min_category_count)
@@ -124,6 +103,10 @@ def fit_in_memory(
             validation,
             initial=parent.weights if parent else None,
         )
+    champion_score = None
+    if champion is not None and champion_rows is not None:
+        with cost.phase("promotion_gate"):
+            champion_score = champion.score(*champion_rows)
     with cost.phase("evaluation"):
         test_outputs = network.network_outputs(result.model, test_xy[0])
         reference, fitted_baselines = baselines(stats, train_xy, test_xy, params.seed)
@@ -146,6 +129,27 @@ def fit_in_memory(
         parent=parent.lineage if parent else None,
         champion=champion_score,
     )
+
+
+def _load(config: TrainConfig, parent: Parent | None) -> Dataset:
+    """The data, read as the parent read its own when there is one (its task, its categorical
+    columns), and refused when its columns or classes are not the parent's."""
+    if parent is None:
+        return load_dataset(
+            config.data, config.target, config.task, config.categorical, config.drop
+        )
+    dataset = load_dataset(
+        config.data,
+        config.target,
+        parent.metadata.task,
+        [*config.categorical, *parent.categorical],
+        config.drop,
+    )
+    parent.check_columns(
+        dataset.features, dataset.categorical, dataset.target, dataset.summary.dropped_columns
+    )
+    parent.check_classes(dataset.frame[dataset.target].unique().tolist())
+    return dataset
 
 
 def _release_memory() -> None:

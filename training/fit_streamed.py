@@ -15,7 +15,7 @@ from training.cost import RunCost
 from training.evaluate import baseline_outputs, evaluate, fit_baselines
 from training.fitted import LITERT_CHECK_ROWS, Fitted, log_pass, plan_for
 from training.preprocess import encoded_inputs
-from training.promotion import Champion, ChampionScore
+from training.promotion import Champion
 from training.reference import reference_sample
 from training.scan import StreamSchema, StreamStats, fit_stream_stats, scan_schema
 from training.sources import TEST, TRAIN, VALIDATION
@@ -154,10 +154,8 @@ def _train_streamed(
     if config.promote_if_better and (champion := Champion.of(config.model_dir / config.model_name)):
         with cost.phase("promotion_gate"):  # the same test rows, through its own statistics
             started = time.perf_counter()
-            evaluation, scored = champion.score(
-                rows.columns(TEST, fraction=fraction), schema.target
-            )
-            champion_score = ChampionScore(champion.version, evaluation, scored)
+            held_out = rows.columns(TEST, fraction=fraction)
+            champion_score = champion.score(*champion.inputs(held_out, schema.target))
             log_pass("champion pass (promotion gate)", rows_read, started)
     return Fitted(
         task=schema.task,

@@ -31,6 +31,8 @@ from training.evaluate import evaluate
 
 logger = logging.getLogger(__name__)
 
+SCORE_ROWS = 65_536
+"""Rows per call of the champion's model: its outputs and scratch stay small."""
 HeldOut = Iterable[tuple[Mapping[str, np.ndarray], np.ndarray]]
 """Held-out rows, chunk by chunk: cleaned feature columns by name, and raw targets."""
 
@@ -67,18 +69,15 @@ class Champion:
     def version(self) -> int:
         return int(self.path.name)
 
-    def score(self, held_out: HeldOut, target: str) -> tuple[Evaluation, int]:
-        """Its evaluation on `held_out`, through its own statistics and its SavedModel; and
-        the rows scored."""
+    def inputs(self, held_out: HeldOut, target: str) -> tuple[np.ndarray, np.ndarray]:
+        """`held_out` through its own statistics: model inputs and encoded targets. Apart from
+        `score` so that in memory the frames can go before TensorFlow takes its memory."""
         if target != self.stats.target.name:
             raise TrainingError(
                 f"--promote-if-better: the champion (version {self.version}) predicts "
                 f"{self.stats.target.name!r}, this run {target!r}"
             )
-        # The SavedModel, as the candidate is scored: the same model would tie, not differ by
-        # the LiteRT conversion's rounding.
-        runtime = open_runtime("savedmodel", self.path, self.metadata)
-        ys, outputs = [], []
+        xs, ys = [], []
         for columns, y in held_out:
             if missing := [f for f in self.stats.feature_names if f not in columns]:
                 raise TrainingError(
@@ -92,9 +91,17 @@ class Champion:
                     f"--promote-if-better: the champion (version {self.version}) cannot be "
                     f"scored on the new data: {exc}"
                 ) from None
-            outputs.append(runtime(self.stats.transform(columns)))
-        y_all = np.concatenate(ys)
-        return evaluate(self.stats, y_all, np.concatenate(outputs)), len(y_all)
+            xs.append(self.stats.transform(columns))
+        return np.concatenate(xs), np.concatenate(ys)
+
+    def score(self, x: np.ndarray, y: np.ndarray) -> ChampionScore:
+        """Its evaluation on `inputs`' rows, through its SavedModel, as the candidate is scored:
+        the same network would tie, not differ by the LiteRT conversion's rounding."""
+        runtime = open_runtime("savedmodel", self.path, self.metadata)
+        outputs = np.concatenate(
+            [runtime(x[i : i + SCORE_ROWS]) for i in range(0, len(x), SCORE_ROWS)]
+        )
+        return ChampionScore(self.version, evaluate(self.stats, y, outputs), len(y))
 
 
 @dataclass(frozen=True)

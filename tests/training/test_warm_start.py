@@ -124,8 +124,8 @@ def _champion_score(root: Path, data: dict[str, Path]) -> float:
     dataset = load_dataset(data["new"], "y", categorical=["colour"])
     test = split_dataset(dataset, 42).test
     columns = {name: test[name].to_numpy() for name in dataset.features}
-    evaluation, _ = champion.score([(columns, test["y"].to_numpy())], "y")
-    return evaluation.metrics["r2"]
+    score = champion.score(*champion.inputs([(columns, test["y"].to_numpy())], "y"))
+    return score.evaluation.metrics["r2"]
 
 
 def test_data_that_does_not_match_the_parent_is_refused_with_every_difference(
