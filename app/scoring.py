@@ -29,6 +29,7 @@ from app.model.predictor import Predictor
 from app.settings import RuntimeName, Settings
 
 DEFAULT_CHUNK_ROWS = 50_000
+_PANDAS = {"double": "float64", "long": "int64", "boolean": "bool", "string": "object"}
 
 
 class ScoreError(Exception):
@@ -93,11 +94,7 @@ class Scorer:
             chunk = frame.iloc[start : start + self.chunk_rows]
             columns = self._feature_columns(chunk, None if first_row is None else first_row + start)
             outputs.append(_answer(predictor.predict_columns(columns), predictor.metadata.classes))
-        out = (
-            pd.concat(outputs, ignore_index=True)
-            if outputs
-            else _answer(_empty(predictor), predictor.metadata.classes)
-        )
+        out = pd.concat(outputs, ignore_index=True) if outputs else self._empty()
         if self.id_column is not None:
             out.insert(0, self.id_column, frame[self.id_column].to_numpy())
         return out
@@ -119,6 +116,13 @@ class Scorer:
         kind = {bool: "boolean", int: "long", float: "double"}.get(next(iter(kinds)), "string")
         label = kind if len(kinds) == 1 else "string"
         return [("prediction", label), *((f"probability_{c}", "double") for c in classes)]
+
+    def _empty(self) -> pd.DataFrame:
+        """No rows, in the columns and types `score` writes (Spark and Ray may hand over an
+        empty batch)."""
+        return pd.DataFrame(
+            {name: pd.Series(dtype=_PANDAS[kind]) for name, kind in self.output_columns()}
+        )
 
     def _feature_columns(
         self, chunk: pd.DataFrame, first_row: int | None
@@ -155,10 +159,6 @@ class Scorer:
             else:
                 where = "a row"
             raise ScoreError(f"{where}, column {name}: {exc.cell!r} is not a number") from None
-
-
-def _empty(predictor: Predictor) -> Decoded:
-    return predictor.predict_columns({f: [] for f in predictor.features})
 
 
 def _answer(decoded: Decoded, classes: list[Any] | None) -> pd.DataFrame:
