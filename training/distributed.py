@@ -1,6 +1,6 @@
 """`tf.distribute`: the strategy `--distribute` names (one machine's devices, or several
-machines via TF_CONFIG), and which process writes the bundle. The loop that fits under it is
-`training.loop`."""
+machines via TF_CONFIG, or the variables `training.cluster` builds it from), and which process
+writes the bundle. The loop that fits under it is `training.loop`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import json
 import logging
 import os
 from typing import Any, Literal
+
+from training.cluster import HOSTS_ENV, INDEX_ENV, TF_CONFIG, resolve_tf_config
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -19,14 +21,27 @@ Distribute = Literal["none", "mirrored", "multi-worker"]
 DISTRIBUTE_CHOICES: tuple[Distribute, ...] = ("none", "mirrored", "multi-worker")
 
 
+def export_tf_config() -> dict[str, Any] | None:
+    """Set TF_CONFIG, which TensorFlow reads, from the cluster variables when it is not set
+    (`training.cluster`); return the cluster this process is part of, None for none."""
+    config, derived = resolve_tf_config(os.environ)
+    if derived:
+        os.environ[TF_CONFIG] = json.dumps(config)
+        logger.info("TF_CONFIG from %s and %s: %s", INDEX_ENV, HOSTS_ENV, os.environ[TF_CONFIG])
+    return config
+
+
 def make_strategy(kind: Distribute) -> Any:
     """The strategy for `--distribute`. Create it before any other TensorFlow work: the
     multi-worker one configures the runtime's collectives and waits for every worker."""
     if kind == "mirrored":
         strategy = tf.distribute.MirroredStrategy()
     elif kind == "multi-worker":
-        if "TF_CONFIG" not in os.environ:
-            logger.warning("TF_CONFIG is not set: multi-worker training runs as a single worker")
+        if export_tf_config() is None:
+            logger.warning(
+                "neither TF_CONFIG nor %s is set: multi-worker training runs as a single worker",
+                HOSTS_ENV,
+            )
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
     else:
         strategy = tf.distribute.get_strategy()
@@ -42,8 +57,9 @@ def make_strategy(kind: Distribute) -> Any:
 
 def is_chief() -> bool:
     """Whether this process writes the bundle: the `chief` task, or worker 0 when the cluster
-    has no chief, or the only process when there is no TF_CONFIG."""
-    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    has no chief, or the only process when there is no TF_CONFIG (nor the variables it is
+    built from, `training.cluster`)."""
+    config = resolve_tf_config(os.environ)[0] or {}
     task = config.get("task") or {}
     if not task:
         return True

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from app import scoring
-from app.scoring import Scorer, ScoreError
+from app.scoring import ScoreError, Scorer
 from tests.app.test_score import feature_columns, predict_csv
 from tests.helpers.data import MESSY_DROP
 

@@ -25,10 +25,44 @@ from tests.helpers.data import MESSY_DROP, messy_test_rows, write_shards
 from tests.helpers.live import free_port
 from tests.helpers.offline import offline_predictions
 from tests.helpers.service import post_rows, serve
+from training.cluster import (
+    COUNT_ENV,
+    HOSTS_ENV,
+    INDEX_ENV,
+    TF_CONFIG,
+    ClusterError,
+    resolve_tf_config,
+    tf_config_from_env,
+)
 from training.config import Hyperparameters
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER_TIMEOUT_S = 300
+CLUSTER_VARIABLES = (TF_CONFIG, HOSTS_ENV, COUNT_ENV, INDEX_ENV)
+
+
+def run_workers(argv: list[str], envs: list[dict[str, str]]) -> list[tuple[int, str, str]]:
+    """Run one `argv` process per environment at once (each on top of this one, less its
+    cluster variables); (exit status, stdout, stderr) of each, killing any still running at
+    the end."""
+    base = {k: v for k, v in os.environ.items() if k not in CLUSTER_VARIABLES}
+    workers = [
+        subprocess.Popen(
+            argv,
+            cwd=REPO,
+            env={**base, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for env in envs
+    ]
+    try:
+        outputs = [w.communicate(timeout=WORKER_TIMEOUT_S) for w in workers]
+    finally:
+        for w in workers:
+            w.kill()
+    return [(w.returncode, out, err) for w, (out, err) in zip(workers, outputs, strict=True)]
 
 
 def tf_config(ports: list[int], index: int, chief: bool = False) -> str:
@@ -67,6 +101,87 @@ def test_only_the_chief_writes(
         monkeypatch.delenv("TF_CONFIG", raising=False)
     else:
         monkeypatch.setenv("TF_CONFIG", json.dumps(config))
+    assert is_chief() is chief
+
+
+@pytest.mark.parametrize(
+    ("env", "hosts", "index"),
+    [
+        # An Indexed Job's pod: a template, the count, and the index Kubernetes sets.
+        (
+            {HOSTS_ENV: "train-{index}.train:2222", COUNT_ENV: "3", INDEX_ENV: "2"},
+            ["train-0.train:2222", "train-1.train:2222", "train-2.train:2222"],
+            2,
+        ),
+        # A list: the count is its length, and may be given too.
+        ({HOSTS_ENV: "10.0.0.5:2222, 10.0.0.6:2222", INDEX_ENV: "0"}, None, 0),
+        ({HOSTS_ENV: "a:1,b:2", COUNT_ENV: "2", INDEX_ENV: "1"}, ["a:1", "b:2"], 1),
+        ({HOSTS_ENV: "[::1]:2222,127.0.0.1:2223", INDEX_ENV: "1"}, None, 1),
+        ({HOSTS_ENV: "solo:2222", COUNT_ENV: "1", INDEX_ENV: "0"}, ["solo:2222"], 0),
+    ],
+)
+def test_tf_config_from_the_index_and_the_hosts(
+    env: dict[str, str], hosts: list[str] | None, index: int
+) -> None:
+    expected = hosts or [h.strip() for h in env[HOSTS_ENV].split(",")]
+    assert tf_config_from_env(env) == {
+        "cluster": {"worker": expected},
+        "task": {"type": "worker", "index": index},
+    }
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({HOSTS_ENV: "t-{index}.t:2222", INDEX_ENV: "0"}, f"set {COUNT_ENV}"),
+        ({HOSTS_ENV: "t-{index}.t:2222", COUNT_ENV: "two", INDEX_ENV: "0"}, "an integer"),
+        ({HOSTS_ENV: "t-{index}.t:2222", COUNT_ENV: "0", INDEX_ENV: "0"}, "at least 1"),
+        ({HOSTS_ENV: "t-{index}.t:2222", COUNT_ENV: "2"}, f"{INDEX_ENV} is not"),
+        ({HOSTS_ENV: "t-{index}.t:2222", COUNT_ENV: "2", INDEX_ENV: "2"}, "not one of the 2"),
+        ({HOSTS_ENV: "t-{index}.t:2222", COUNT_ENV: "2", INDEX_ENV: "-1"}, "not one of"),
+        ({HOSTS_ENV: "a:1,b:2", COUNT_ENV: "3", INDEX_ENV: "0"}, "lists 2 worker(s)"),
+        ({HOSTS_ENV: "a:1,a:1", INDEX_ENV: "0"}, "twice"),
+        ({HOSTS_ENV: "t:2222", COUNT_ENV: "2", INDEX_ENV: "0"}, "lists 1 worker(s)"),
+        ({HOSTS_ENV: "t-{index}.t", COUNT_ENV: "2", INDEX_ENV: "0"}, "not host:port"),
+        ({HOSTS_ENV: "a:1,b:99999", INDEX_ENV: "0"}, "not host:port"),
+    ],
+)
+def test_cluster_variables_that_describe_no_cluster_are_refused(
+    env: dict[str, str], message: str
+) -> None:
+    """Refused with a one-line TrainingError (exit status 2), never guessed at: a worker with
+    a wrong index or host list would wait for peers that never come."""
+    with pytest.raises(ClusterError) as error:
+        tf_config_from_env(env)
+    assert message in str(error.value)
+
+
+def test_tf_config_wins_over_the_cluster_variables() -> None:
+    given = {"cluster": {"worker": ["x:1", "y:2"]}, "task": {"type": "worker", "index": 1}}
+    derived_from = {HOSTS_ENV: "a:1,b:2", INDEX_ENV: "0"}
+    assert resolve_tf_config({TF_CONFIG: json.dumps(given), **derived_from}) == (given, False)
+    assert resolve_tf_config(derived_from) == (tf_config_from_env(derived_from), True)
+    assert resolve_tf_config({INDEX_ENV: "1"}) == (None, False)  # an Indexed Job of its own
+    assert resolve_tf_config({TF_CONFIG: "", INDEX_ENV: "1"}) == (None, False)
+    with pytest.raises(ClusterError, match="not JSON"):
+        resolve_tf_config({TF_CONFIG: "{worker"})
+
+
+@pytest.mark.parametrize(("index", "chief"), [("0", True), ("1", False)])
+def test_worker_0_of_the_derived_cluster_is_the_chief_and_tensorflow_sees_it(
+    monkeypatch: pytest.MonkeyPatch, index: str, chief: bool
+) -> None:
+    from training.distributed import export_tf_config, is_chief
+
+    for name in CLUSTER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(HOSTS_ENV, "train-{index}.train:2222")
+    monkeypatch.setenv(COUNT_ENV, "2")
+    monkeypatch.setenv(INDEX_ENV, index)
+    assert is_chief() is chief  # before TF_CONFIG is set, as after
+    config = export_tf_config()
+    assert config is not None and json.loads(os.environ[TF_CONFIG]) == config
+    assert config["task"] == {"type": "worker", "index": int(index)}
     assert is_chief() is chief
 
 
@@ -127,24 +242,10 @@ def test_two_workers_on_loopback_write_one_bundle_that_serves(
         "--model-name",
         "cluster",
     ]
-    workers = [
-        subprocess.Popen(
-            argv,
-            cwd=REPO,
-            env={**os.environ, "TF_CONFIG": tf_config(ports, i)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(2)
-    ]
-    try:
-        outputs = [w.communicate(timeout=WORKER_TIMEOUT_S) for w in workers]
-    finally:
-        for w in workers:
-            w.kill()
-    for w, (_, err) in zip(workers, outputs, strict=True):
-        assert w.returncode == 0, err[-3000:]
+    results = run_workers(argv, [{"TF_CONFIG": tf_config(ports, i)} for i in range(2)])
+    for status, _, err in results:
+        assert status == 0, err[-3000:]
+    outputs = [(out, err) for _, out, err in results]
     (chief_out, chief_err), (worker_out, worker_err) = outputs
     assert "2 replica(s) in sync" in chief_err and "2 replica(s) in sync" in worker_err
     digests = [re.findall(r"weights sha256 (\w+)", err) for _, err in outputs]
