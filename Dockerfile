@@ -42,7 +42,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     KERAS_HOME=/tmp/.keras \
     MODEL_DIR=/app/models \
-    PORT=8000
+    PORT=8000 \
+    WORKERS=1
 WORKDIR /app
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \

@@ -6,6 +6,10 @@ quick local run (`python -m app --port 9000 --model-dir /tmp/models`).
 SIGTERM (or Ctrl-C) drains: readiness turns 503 at once, the listening socket closes,
 requests in flight and their batches finish within DRAIN_TIMEOUT_SECONDS, and the process
 exits 0.
+
+With WORKERS above 1 this process supervises that many workers on the port instead
+(app/ops/workers.py): each is `python -m app` again, serving as above on a socket of its own.
+The app itself is imported only where it serves, so that a supervisor stays small.
 """
 
 from __future__ import annotations
@@ -14,22 +18,23 @@ import argparse
 import logging
 import math
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
-from fastapi import FastAPI
 from pydantic import ValidationError
 
-from app.bundle import BundleError
-from app.http.factory import create_app
-from app.model.loading import load_models
-from app.model.state import ServiceState
-from app.ops.api_keys import ApiKeyError
+from app.ops import workers
 from app.ops.logs import configure_logging
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from app.model.state import ServiceState
 
 logger = logging.getLogger("app")
 
@@ -55,6 +60,7 @@ _OPTIONS = {
     "--host": "host",
     "--port": "port",
     "--log-level": "log_level",
+    "--workers": "workers",
 }
 
 
@@ -71,7 +77,8 @@ def parse_overrides(argv: Sequence[str] | None) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    overrides = parse_overrides(argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    overrides = parse_overrides(args)
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
@@ -80,17 +87,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.critical("cannot start: setting %s: %s", str(first["loc"][0]).upper(), first["msg"])
         return 2
     configure_logging(settings.log_level)
+    worker = workers.supervisor_pid() is not None
+    if settings.workers > 1 and not worker:
+        return workers.supervise(settings, workers.command_for_workers(args))
+    return _serve(settings, worker=worker)
+
+
+def _serve(settings: Settings, *, worker: bool) -> int:
+    """Load the models, then serve until a signal has drained the requests in flight; a
+    worker listens on a socket shared with the other workers' port (SO_REUSEPORT)."""
+    from app.bundle import BundleError
+    from app.http.factory import create_app
+    from app.model.loading import load_models
+    from app.ops.api_keys import ApiKeyError
+
+    if worker:
+        workers.follow_supervisor()
     try:
         app = create_app(settings, load_models(settings))
     except (BundleError, ApiKeyError) as exc:
         logger.critical("cannot start: %s", exc)
         return 2
+    sockets: list[socket.socket] | None = None
+    if worker:
+        try:
+            sockets = [workers.listening_socket(settings.host, settings.port)]
+        except OSError as exc:
+            logger.critical("cannot start: %s:%d: %s", settings.host, settings.port, exc)
+            return 2
     server = DrainingServer(_config(app, settings), app.state.service)
     # uvicorn re-raises the signal it stopped for once it has drained, for the default action
     # (death by SIGTERM, status 143); a drained stop is a clean one, so exit 0 instead.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _exit_cleanly)
-    server.run()
+    server.run(sockets=sockets)
     return 0
 
 

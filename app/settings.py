@@ -138,5 +138,10 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     """Port the server listens on (used by `python -m app` and the container health check)."""
 
+    workers: int = Field(default=1, ge=1)
+    """Server processes `python -m app` runs on PORT, each loading every model: 1 is one
+    process, as `uvicorn app.main:app` runs; more start a supervisor and that many workers
+    sharing the port (Linux, SO_REUSEPORT), with /metrics adding up across them."""
+
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     """Log level of the service and of uvicorn."""

@@ -55,3 +55,15 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   "$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e .
   echo "$want" > "$stamp"
 fi
+
+# The dev set's pyspark (the Spark engine and its tests) needs a Java runtime (17 or newer).
+if [ "$set" = dev ] && ! command -v java >/dev/null 2>&1; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup.sh: installing a Java runtime (default-jre-headless) for pyspark" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  if ! $sudo apt-get install -y -q --no-install-recommends default-jre-headless >&2; then
+    $sudo apt-get update -q >&2
+    $sudo apt-get install -y -q --no-install-recommends default-jre-headless >&2
+  fi
+fi
