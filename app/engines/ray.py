@@ -7,7 +7,7 @@ all Parquet. CSV cells reach the scorer as text, exactly as the local engine rea
 (`pd.read_csv(dtype=str, keep_default_na=False)`): no type inference, an empty cell is an empty
 string and `NA` the text `NA` (the bundle's cell rule reads both as missing), header names
 stripped; Parquet columns keep their types. A CSV row whose cell count is not its header's
-stops the job (pandas would read a short row's last cells as blanks).
+stops the job, named by its id (pandas would read a short row's last cells as blanks).
 
 OUTPUT is a directory of part files: Parquet when its name ends in `.parquet` or `.pq`, else CSV
 with a header, as the local engine decides for its file. Read in the order of their names, the
@@ -102,10 +102,11 @@ def score(scorer: Scorer, source: str, target: Path, options: argparse.Namespace
         remote: dict[str, Any] = {}
         if not os.environ.get("RAY_ADDRESS"):
             # A local actor that dies would die again: the job fails rather than restart it
-            # (and Ray warns of nothing about restarting it).
+            # (and Ray's warning that a restarted actor might miss its arguments goes too).
             remote["max_restarts"] = 0
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RayDeprecationWarning)  # max_restarts, as Ray had it
+            # `max_restarts` has no parameter of its own yet, only Ray's deprecated **kwargs.
+            warnings.simplefilter("ignore", RayDeprecationWarning)
             scored = dataset.map_batches(
                 _Scoring,
                 fn_constructor_kwargs={"scorer": scorer},
@@ -125,7 +126,7 @@ def score(scorer: Scorer, source: str, target: Path, options: argparse.Namespace
                 else:
                     scored.write_csv(str(target))
         except (ray.exceptions.RayError, pa.ArrowException, OSError) as exc:
-            failure = _cause(exc)
+            failure = _refusal(_cause(exc), paths, scorer.id_column) or exc
         finally:
             logger.info("engine start-up: %.1f s", (ready() or time.perf_counter()) - started)
         if not own:
@@ -327,20 +328,73 @@ def _actors_ready_callback(ready_at: list[float]) -> type | None:
 
 
 def _cause(exc: BaseException) -> BaseException:
-    """The error a task or actor raised, without Ray's wrapping: a ScoreError, an Arrow error
-    (a CSV row of the wrong length) or an OS error; else `exc` itself."""
-    seen: BaseException | None = exc
-    while seen is not None:
+    """The error a task or actor raised, without Ray's wrappers."""
+    seen = exc
+    while True:
         inner = getattr(seen, "cause", None)  # a RayTaskError's original exception
         if isinstance(inner, BaseException) and inner is not seen:
             seen = inner
-            continue
-        if isinstance(seen, ScoreError | pa.ArrowException | OSError):
-            if seen.args and isinstance(seen.args[0], str):  # without Ray Data's retry note
-                seen.args = (_RETRY_NOTE.sub("", seen.args[0]), *seen.args[1:])
+        elif seen.__cause__ is not None:
+            seen = seen.__cause__
+        else:
             return seen
-        seen = seen.__cause__ or seen.__context__
-    return exc
+
+
+def _refusal(cause: BaseException, paths: list[str], id_column: str | None) -> Exception | None:
+    """The one-line error for a job its input failed, as the command reports it: the
+    scorer's ScoreError, an Arrow or OS error (without Ray Data's note on retries), a CSV row
+    of the wrong length found and named; None for any other failure (a bug: its traceback)."""
+    if isinstance(cause, ScoreError | pa.ArrowException | OSError):
+        if cause.args and isinstance(cause.args[0], str):
+            cause.args = (_RETRY_NOTE.sub("", cause.args[0]), *cause.args[1:])
+        return cause
+    if isinstance(cause, ValueError) and str(cause).startswith("Failed to read CSV file:"):
+        # Ray Data's words for Arrow's refusal of a row, whose own words it drops.
+        for path in paths:
+            refusal = _bad_csv_row(path, id_column)
+            if refusal is not None:
+                return refusal
+        return ScoreError(_RETRY_NOTE.sub("", str(cause)))
+    return None
+
+
+class _FirstBadRow:
+    """Arrow's handler of a CSV row whose cell count is not its header's: keeps the first."""
+
+    def __init__(self) -> None:
+        self.row: Any = None
+
+    def __call__(self, row: Any) -> str:
+        if self.row is None:
+            self.row = row
+        return "skip"
+
+
+def _bad_csv_row(path: str, id_column: str | None) -> ScoreError | None:
+    """The first row of `path` whose cell count is not its header's, named by its id (or its
+    line) as the scorer names a bad cell's row; None if there is none."""
+    header = _csv_header([path])
+    found = _FirstBadRow()
+    reader = pacsv.open_csv(
+        path,
+        read_options=pacsv.ReadOptions(use_threads=False),  # line numbers
+        parse_options=pacsv.ParseOptions(invalid_row_handler=found),
+        convert_options=_as_text(header),
+    )
+    with reader:
+        for _ in reader:
+            if found.row is not None:
+                break
+    row = found.row
+    if row is None:
+        return None
+    cells = next(csv.reader([row.text]), [])
+    names = [n.strip() for n in header]
+    if id_column in names and names.index(id_column) < len(cells):
+        where = f"the row whose {id_column} is {cells[names.index(id_column)]!r}"
+    else:
+        where = f"{path}, line {row.number}"
+    return ScoreError(f"{where} has {row.actual_columns} cells, the header {row.expected_columns}")
 
 
 def _log_to_stderr() -> None:

@@ -81,6 +81,9 @@ _MALFORMED = "__tabserve_malformed_row__"
 _SPARK_OUTPUT = re.compile(r"^(part-.*|_SUCCESS|_temporary|_committed_.*|_started_.*|\..*\.crc)$")
 _BATCH_ROWS = "spark.sql.execution.arrow.maxRecordsPerBatch"
 _SCORE_ERROR = re.compile(r"\bScoreError: (.+)")
+_FAILED_READ = re.compile(r"Encountered error while reading file (\S+?)\.?\s")
+_CAUSE = re.compile(r"Caused by: [\w.$]+: (.+)")
+_EXPECTED = re.compile(r"Expected: .+ but found: .+")
 _NOISY = (
     "org.apache.spark.executor.Executor",
     "org.apache.spark.scheduler.TaskSetManager",
@@ -171,7 +174,7 @@ def _read(spark: SparkSession, source: str, parquet: bool) -> tuple[DataFrame, i
     (header names stripped, empty cells empty strings after `_prepared`), Parquet's types."""
     if parquet:
         return spark.read.parquet(source), None
-    header = spark.read.options(**_CSV).csv(source).columns
+    header = _header(spark, source)
     schema = StructType(
         [StructField(name, StringType()) for name in header]
         + [StructField(_MALFORMED, StringType())]
@@ -182,8 +185,20 @@ def _read(spark: SparkSession, source: str, parquet: bool) -> tuple[DataFrame, i
         .option("enforceSchema", "false")  # every file's header checked against the first's
         .csv(source)
     )
-    names = [name.lstrip("\ufeff").strip() for name in header]
+    names = [name.strip() for name in header]
     return frame.toDF(*names, _MALFORMED), len(header)
+
+
+def _header(spark: SparkSession, source: str) -> list[str]:
+    """The CSV header's names: read here from the first local file when it is plain text
+    (a Spark job saved), else by Spark (which names blank and repeated ones)."""
+    files = sorted(_local_files(source))
+    if files and Path(files[0]).suffix.lower() == ".csv":
+        with Path(files[0]).open(newline="", encoding="utf-8-sig") as text:
+            names = next(csv.reader(text), [])
+        if names and all(names) and len(set(names)) == len(names):
+            return names
+    return spark.read.options(**_CSV).csv(source).columns
 
 
 def _prepared(scorer: Scorer, frame: DataFrame, *, csv_cells: bool) -> DataFrame:
@@ -204,13 +219,21 @@ def _prepared(scorer: Scorer, frame: DataFrame, *, csv_cells: bool) -> DataFrame
 
 def _refusal(exc: Exception) -> ScoreError | None:
     """The one-line error for a job Spark failed because of its input: the executor's
-    ScoreError, or what Spark says of a path it cannot read or write; None for others."""
+    ScoreError, a file it could not read (such as a shard whose header is not the first's),
+    or what Spark says of a path it cannot read or write; None for others."""
     text = str(exc)
     if isinstance(exc, Py4JJavaError):
         text += "\n" + str(exc.java_exception)
     match = _SCORE_ERROR.search(text)
     if match:
         return ScoreError(match.group(1).strip())
+    unreadable = _FAILED_READ.search(text)
+    if unreadable:  # a file Spark could not read: the deepest cause's first line
+        causes = _CAUSE.findall(text)
+        why = causes[-1].strip() if causes else "see Spark's log"
+        if expected := _EXPECTED.search(text):
+            why = f"{why} {expected.group(0).strip()}"
+        return ScoreError(f"cannot read {unreadable.group(1)}: {why}")
     if isinstance(exc, AnalysisException):
         return ScoreError(text.strip().splitlines()[0])
     return None
@@ -288,12 +311,19 @@ def _is_parquet_input(source: str) -> bool:
     `.parquet` or `.pq`; else CSV."""
     if PurePosixPath(source.rstrip("/")).suffix.lower() in _PARQUET:
         return True
+    files = _local_files(source)
+    return bool(files) and all(Path(f).suffix.lower() in _PARQUET for f in files)
+
+
+def _local_files(source: str) -> list[str]:
+    """The files Spark reads for `source` when it is on this machine: itself, the files of a
+    directory (not those Spark skips: `_*`, `.*`) or a glob's matches; none for a URI."""
     local = Path(source)
     if local.is_dir():
-        files = [str(p) for p in local.iterdir() if not p.name.startswith(("_", "."))]
-    else:
-        files = glob.glob(source)  # noqa: PTH207 (an absolute pattern, too)
-    return bool(files) and all(Path(f).suffix.lower() in _PARQUET for f in files)
+        return [
+            str(p) for p in local.iterdir() if p.is_file() and not p.name.startswith(("_", "."))
+        ]
+    return glob.glob(source)  # noqa: PTH207 (an absolute pattern, too)
 
 
 def _uri(target: Path) -> str:

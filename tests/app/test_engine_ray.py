@@ -182,6 +182,21 @@ def test_a_bad_cell_refuses_the_job_naming_its_id(
     assert len(read_output(out)) == len(diabetes_rows)
 
 
+def test_a_csv_row_of_the_wrong_length_refuses_the_job_naming_its_id(
+    model_root: Path, diabetes_rows: pd.DataFrame, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    source = tmp_path / "rows.csv"
+    lines = diabetes_rows.to_csv(index=False).splitlines()
+    lines[8] += ",7"  # the row of k007 has a cell too many
+    source.write_text("\n".join(lines) + "\n")
+    assert run(source, tmp_path / "out", "--model-dir", model_root, "--model-name", "diabetes",
+               "--id-column", "key", "--engine", "ray") == 2  # fmt: skip
+    assert "error: the row whose key is 'k007' has 12 cells, the header 11" in (
+        capsys.readouterr().err.splitlines()
+    )
+
+
 @pytest.mark.parametrize(
     ("edit", "options", "message"),
     [

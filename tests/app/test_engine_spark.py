@@ -221,6 +221,26 @@ def test_bad_input_stops_with_the_scorers_line(
     assert capsys.readouterr().err.strip().splitlines()[-1] == message
 
 
+def test_unreadable_input_stops_with_one_line(
+    spark: SparkSession, model_root: Path, diabetes_rows: pd.DataFrame, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    shards = write_shards(diabetes_rows, tmp_path / "shards", 2)
+    second = pd.read_csv(shards / "part-001.csv", dtype=str, keep_default_na=False)
+    columns = list(second.columns)
+    columns[3], columns[4] = columns[4], columns[3]  # bmi and bp change places
+    second[columns].to_csv(shards / "part-001.csv", index=False)
+    options = ("--model-dir", model_root, "--model-name", "diabetes", "--engine", "spark")
+    capsys.readouterr()
+    assert run(shards, tmp_path / "out.csv", *options) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: cannot read file://{shards / 'part-001.csv'}: CSV header does not conform to "
+        "the schema. Expected: bmi but found: bp"
+    )
+    assert run(tmp_path / "missing.csv", tmp_path / "out.csv", *options) == 2
+    assert "Path does not exist" in capsys.readouterr().err
+
+
 def test_only_an_earlier_output_is_replaced(
     spark: SparkSession, model_root: Path, diabetes_rows: pd.DataFrame, tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
