@@ -9,7 +9,8 @@ NAME` once per engine, each a process of its own pinned to `--cpus` CPUs and bou
 and `ray` (when app/engines/ray.py is there). For each: wall seconds of the whole command (the
 interpreter, the imports and the engine's start-up included), the engine's start-up as it
 logs it (`engine start-up: X s`) and its share of the wall time, rows/s over the wall time
-and after the start-up, the peak RSS of its process tree, and the largest difference of its
+and after the start-up, the CPU seconds and peak RSS of its process tree (on a busy machine
+wall time follows CPU time more than cores), and the largest difference of its
 predictions from the local engine's, row for row by id. The target: every engine's rows/s
 within 2x of the local engine's (start-up included).
 Exit status: 0 every target passed, 1 some target failed, 2 could not run (no bundle, no
@@ -250,6 +251,7 @@ def run_engine(
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
     load_before = os.getloadavg()[0]
     peak = 0
+    cpu: dict[int, float] = {}
     with stderr_path.open("wb") as err:
         started = time.monotonic()
         proc = subprocess.Popen(  # noqa: S603 (our own fixed command line)
@@ -262,6 +264,7 @@ def run_engine(
                 if time.monotonic() - started > args.timeout:
                     raise TimeoutError
                 peak = max(peak, tree_rss(root) or 0)
+                cpu.update(tree_cpu(root))
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(POLL_S)
             status: int | None = proc.returncode
@@ -288,6 +291,7 @@ def run_engine(
         "scored_s": None if scored is None else scored[1],
         "rows": None if scored is None else scored[0],
         "peak_rss_mb": round(peak / MB, 1),
+        "cpu_s": round(sum(cpu.values()), 1),
         "load_average_before": round(load_before, 2),
         "output": str(out),
         "stderr_tail": list(tail),
@@ -304,6 +308,17 @@ def run_engine(
         figures["rows_per_s_after_startup"] = round(rows / max(wall - startup, 1e-9), 1)
     logger.info("%s: %d rows in %.1f s (start-up %s s)", engine.name, rows, wall, startup)
     return figures
+
+
+def tree_cpu(root: psutil.Process) -> dict[int, float]:
+    """CPU seconds (user and system) of `root` and each of its descendants so far, by pid."""
+    seconds: dict[int, float] = {}
+    with contextlib.suppress(psutil.Error):
+        for process in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                seconds[process.pid] = times.user + times.system
+    return seconds
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -364,7 +379,8 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     """One row per engine; ratios to the local engine's rows/s and the 2x verdict."""
     local_rate = results.get("local", {}).get("rows_per_s")
     header = ["engine", "wall s", "start-up s", "start-up %", "rows/s", "rows/s after start-up",
-              "x local", "target >= 0.50x", "peak RSS MB", "max |diff|", "load before"]  # fmt: skip
+              "x local", "target >= 0.50x", "CPU s", "peak RSS MB", "max |diff|",
+              "load before"]  # fmt: skip
     rows = []
     for name, f in results.items():
         rate = f.get("rows_per_s")
@@ -383,7 +399,7 @@ def table(results: dict[str, dict[str, Any]]) -> str:
             name, _cell(f["wall_s"]), _cell(f.get("startup_s")),
             "-" if share is None else f"{100 * share:.0f} %", _cell(rate, 0),
             _cell(f.get("rows_per_s_after_startup"), 0), "-" if ratio is None else f"{ratio:.2f}",
-            verdict, _cell(f["peak_rss_mb"], 0),
+            verdict, _cell(f.get("cpu_s")), _cell(f["peak_rss_mb"], 0),
             "-" if f.get("max_abs_diff") is None else f"{f['max_abs_diff']:.1e}",
             _cell(f["load_average_before"], 2),
         ])  # fmt: skip

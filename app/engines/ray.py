@@ -113,6 +113,7 @@ def score(scorer: Scorer, source: str, target: Path, options: argparse.Namespace
                 compute=ray.data.ActorPoolStrategy(size=cpus),
                 batch_format="pandas",
                 batch_size=scorer.chunk_rows,
+                zero_copy_batch=True,  # the scorer reads the batch, never writes to it
                 num_cpus=ACTOR_CPUS,
                 **remote,
             )
