@@ -15,6 +15,8 @@ The app itself is imported only where it serves, so that a supervisor stays smal
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
 import math
 import signal
@@ -34,22 +36,32 @@ from app.settings import Settings
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from app.grpc.server import GrpcServer
     from app.model.state import ServiceState
 
 logger = logging.getLogger("app")
 
 
 class DrainingServer(uvicorn.Server):
-    """uvicorn's server, telling the app that it is draining as soon as a signal arrives."""
+    """uvicorn's server, telling the app that it is draining as soon as a signal arrives, and
+    starting the gRPC server's drain alongside HTTP's."""
 
-    def __init__(self, config: uvicorn.Config, state: ServiceState) -> None:
+    def __init__(
+        self, config: uvicorn.Config, state: ServiceState, grpc: GrpcServer | None = None
+    ) -> None:
         super().__init__(config)
         self._state = state
+        self._grpc = grpc
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if not self._state.shutting_down:
             self._state.shutting_down = True
             logger.info("signal %d: draining requests in flight, then exiting", sig)
+            if self._grpc is not None:
+                # A signal handler runs between two steps of the event loop's own code: the
+                # drain begins on the loop, not here (and with no loop, nothing listens yet).
+                with contextlib.suppress(RuntimeError):
+                    asyncio.get_running_loop().call_soon_threadsafe(self._grpc.drain)
         super().handle_exit(sig, frame)
 
 
@@ -115,7 +127,7 @@ def _serve(settings: Settings, *, worker: bool) -> int:
         except OSError as exc:
             logger.critical("cannot start: %s:%d: %s", settings.host, settings.port, exc)
             return 2
-    server = DrainingServer(_config(app, settings), app.state.service)
+    server = DrainingServer(_config(app, settings), app.state.service, app.state.grpc)
     # uvicorn re-raises the signal it stopped for once it has drained, for the default action
     # (death by SIGTERM, status 143); a drained stop is a clean one, so exit 0 instead.
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -138,6 +138,11 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     """Port the server listens on (used by `python -m app` and the container health check)."""
 
+    grpc_port: int = Field(default=8081, ge=0, le=65535)
+    """Port of the gRPC server, in the same process as HTTP and over the same models: the
+    Open Inference Protocol v2 (`inference.GRPCInferenceService`), TF Serving's
+    `PredictionService` and `ModelService`, and `grpc.health.v1.Health`. 0 turns it off."""
+
     workers: int = Field(default=1, ge=1)
     """Server processes `python -m app` runs on PORT, each loading every model: 1 is one
     process, as `uvicorn app.main:app` runs; more start a supervisor and that many workers

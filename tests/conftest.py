@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,10 @@ from sklearn.datasets import load_diabetes
 
 from tests.helpers.data import MESSY_DROP, SEED, TRAIN_EPOCHS, messy_frame
 from tests.helpers.service import serve
+
+# The suite's services answer HTTP only unless a test gives one a gRPC port of its own: many
+# apps start and stop in one run, and the servers it starts as processes inherit this.
+os.environ.setdefault("GRPC_PORT", "0")
 
 
 @pytest.fixture(scope="session")

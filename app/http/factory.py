@@ -12,6 +12,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from app.grpc.server import GrpcServer
 from app.http.error_rendering import install_error_handlers
 from app.http.middleware import ServiceMiddleware
 from app.http.openapi import install_model_openapi
@@ -59,6 +60,7 @@ def create_app(
     )
 
     payload_log = _payload_log(settings, telemetry)
+    grpc_server = GrpcServer(settings, state, telemetry, api_keys) if settings.grpc_port else None
 
     def build(predictor: Predictor) -> ServedModel:
         on_call = telemetry.batch_size.labels(predictor.name).observe
@@ -79,6 +81,8 @@ def create_app(
         state.models = {name: build(p) for name, p in loaded.items()}
         if payload_log is not None:
             payload_log.start()
+        if grpc_server is not None:
+            await grpc_server.start()  # GrpcPortError stops the start-up
         watching = None
         if settings.model_poll_seconds > 0:
             watcher = ModelWatcher(settings, state, telemetry, build, shadows)
@@ -90,17 +94,7 @@ def create_app(
         try:
             yield
         finally:
-            # The server has drained the requests in flight by now; finish queued batches.
-            state.shutting_down = True
-            if watching is not None:
-                watching.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watching
-            served, state.models = state.models, {}
-            for model in served.values():
-                model.inference.close()  # its batches, then its shadow's queue
-            if payload_log is not None:  # every answered request is in the queue by now
-                await payload_log.close()
+            await _shut_down(state, watching, grpc_server, payload_log)
 
     # FastAPIOffline serves Swagger UI's and ReDoc's files from the package instead of a CDN,
     # so /docs works where the service has no internet.
@@ -116,6 +110,7 @@ def create_app(
     )
     app.state.service = state
     app.state.metrics = telemetry
+    app.state.grpc = grpc_server
     app.add_middleware(
         ServiceMiddleware,
         metrics=telemetry,
@@ -127,6 +122,28 @@ def create_app(
     _include_routes(app)
     install_model_openapi(app, state, secured=api_keys.enabled)
     return app
+
+
+async def _shut_down(
+    state: ServiceState,
+    watching: asyncio.Task[None] | None,
+    grpc_server: GrpcServer | None,
+    payload_log: PayloadLog | None,
+) -> None:
+    """HTTP has drained the requests in flight by now: drain gRPC's, then finish the queued
+    batches, shadow scores and payload log entries."""
+    state.shutting_down = True
+    if grpc_server is not None:  # its calls in flight finish on the models below
+        await grpc_server.stop()
+    if watching is not None:
+        watching.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watching
+    served, state.models = state.models, {}
+    for model in served.values():
+        model.inference.close()  # its batches, then its shadow's queue
+    if payload_log is not None:  # every answered request is in the queue by now
+        await payload_log.close()
 
 
 def _include_routes(app: FastAPI) -> None:

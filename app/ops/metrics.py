@@ -190,6 +190,20 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.grpc_requests = Counter(
+            "tabserve_grpc_requests",
+            "gRPC calls answered, by full method name and status code.",
+            ("method", "code"),
+            registry=registry,
+        )
+        self.grpc_latency = Histogram(
+            "tabserve_grpc_request_duration_seconds",
+            "Time from receiving a gRPC call to its answer, by full method name.",
+            ("method",),
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self._grpc_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._rows_children: dict[str, Counter] = {}
         self._exposed = registry
@@ -205,6 +219,15 @@ class Metrics:
                 self.latency.labels(route),
             )
             self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def observe_grpc(self, method: str, code: str, seconds: float) -> None:
+        key = (method, code)
+        children = self._grpc_children.get(key)
+        if children is None:
+            children = (self.grpc_requests.labels(method, code), self.grpc_latency.labels(method))
+            self._grpc_children[key] = children
         children[0].inc()
         children[1].observe(seconds)
 

@@ -116,11 +116,13 @@ def supervise(settings: Settings, command: Sequence[str]) -> int:
         # Elsewhere SO_REUSEPORT is missing or does not spread connections over the sockets.
         logger.critical("cannot start: setting WORKERS: more than 1 needs Linux")
         return 2
-    try:
-        _check_free(settings.host, settings.port)
-    except OSError as exc:
-        logger.critical("cannot start: %s:%d: %s", settings.host, settings.port, exc)
-        return 2
+    for port in (settings.port, settings.grpc_port):
+        try:
+            if port:
+                _check_free(settings.host, port)
+        except OSError as exc:
+            logger.critical("cannot start: %s:%d: %s", settings.host, port, exc)
+            return 2
     try:
         directory = Path(tempfile.mkdtemp(prefix="tabserve-metrics-"))
     except OSError as exc:

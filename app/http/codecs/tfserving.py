@@ -11,11 +11,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from app.bundle import Decoded
+from app.bundle import Decoded, NumericFeature
 from app.errors import BadRequest, validation_failure
 from app.http.codecs.json_body import validated_rows
 from app.http.responses import as_bad_request
+from app.model.predictor import Predictor
 from app.model.state import ServedModel
+
+SIGNATURE = "serving_default"
+METHOD_NAME = "tensorflow/serving/predict"
 
 
 class PredictBody(BaseModel):
@@ -76,6 +80,21 @@ def predict_answer(decoded: Decoded, key: str) -> dict[str, Any]:
         for label, p in zip(decoded.values, decoded.probabilities.tolist(), strict=True)
     ]
     return {"predictions": rows}
+
+
+def signature_tensors(predictor: Predictor, kind: str) -> dict[str, tuple[str, int | None]]:
+    """The `serving_default` signature's `inputs` (one per feature) or `outputs`: by name, the
+    dtype and the width of a second dimension (None for a [-1] tensor). Outputs are doubles,
+    the precision the answers carry."""
+    if kind == "inputs":
+        return {
+            f.name: ("DT_FLOAT" if isinstance(f, NumericFeature) else "DT_STRING", None)
+            for f in predictor.stats.features
+        }
+    classes = predictor.metadata.classes
+    if classes is None:
+        return {"predictions": ("DT_DOUBLE", None)}
+    return {"label": ("DT_STRING", None), "probabilities": ("DT_DOUBLE", len(classes))}
 
 
 def classify_results(decoded: Decoded, classes: list[Any]) -> list[list[list[Any]]]:

@@ -19,6 +19,9 @@ from app.http.codecs.json_body import validated_rows
 from app.http.codecs.text_cells import text_number
 from app.model.state import ServedModel
 
+SERVER_NAME = "tabserve"
+SERVER_VERSION = "0.1.0"
+
 _NUMBER_TYPES = {"FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16",
                  "UINT32", "UINT64"}  # fmt: skip
 _FEATURE_TYPES = _NUMBER_TYPES | {"BYTES", "BOOL"}
@@ -96,6 +99,30 @@ def output_tensors(decoded: Decoded) -> dict[str, dict[str, Any]]:
             "shape": [n, k],
             "data": decoded.probabilities.ravel(),
         },
+    }
+
+
+def server_metadata() -> dict[str, Any]:
+    return {"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": []}
+
+
+def model_metadata(served: ServedModel) -> dict[str, Any]:
+    """Platform, one input per feature ([-1]) and the outputs, with datatypes and shapes."""
+    predictor = served.predictor
+    inputs = [
+        {
+            "name": f.name,
+            "datatype": "FP32" if isinstance(f, NumericFeature) else "BYTES",
+            "shape": [-1],
+        }
+        for f in predictor.stats.features
+    ]
+    return {
+        "name": predictor.name,
+        "versions": [str(predictor.version)],
+        "platform": "tensorflow_savedmodel" if predictor.runtime.name == "savedmodel" else "tflite",
+        "inputs": inputs,
+        "outputs": output_specs(predictor.metadata.classes),
     }
 
 

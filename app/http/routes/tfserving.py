@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from app.bundle import Decoded, NumericFeature
+from app.bundle import Decoded
 from app.errors import BadRequest, InvalidInput
 from app.http.codecs import tfserving
 from app.http.codecs.json_body import protocol_body
@@ -70,22 +70,17 @@ async def status(request: Request, name: str, version: int | None = None) -> dic
 async def metadata(request: Request, name: str, version: int | None = None) -> dict[str, Any]:
     """The model's `serving_default` signature: one input per feature, its outputs."""
     predictor = service_state(request).require(name, version).predictor
-    inputs = {
-        f.name: _tensor(f.name, "DT_FLOAT" if isinstance(f, NumericFeature) else "DT_STRING")
-        for f in predictor.stats.features
-    }
-    if predictor.metadata.classes is None:
-        outputs = {"predictions": _tensor("predictions", "DT_FLOAT")}
-    else:
-        width = len(predictor.metadata.classes)
-        outputs = {
-            "label": _tensor("label", "DT_STRING"),
-            "probabilities": _tensor("probabilities", "DT_FLOAT", width),
+    signature: dict[str, Any] = {
+        kind: {
+            tensor: _tensor(tensor, dtype, width)
+            for tensor, (dtype, width) in tfserving.signature_tensors(predictor, kind).items()
         }
-    signature = {"inputs": inputs, "outputs": outputs, "method_name": "tensorflow/serving/predict"}
+        for kind in ("inputs", "outputs")
+    }
+    signature["method_name"] = tfserving.METHOD_NAME
     return {
         "model_spec": {"name": name, "signature_name": "", "version": str(predictor.version)},
-        "metadata": {"signature_def": {"signature_def": {"serving_default": signature}}},
+        "metadata": {"signature_def": {"signature_def": {tfserving.SIGNATURE: signature}}},
     }
 
 

@@ -10,7 +10,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from app.bundle import NumericFeature
 from app.errors import InvalidInput
 from app.http.codecs import v2
 from app.http.codecs.json_body import protocol_body
@@ -21,9 +20,6 @@ from app.http.schemas import error_responses
 from app.http.versioned_routes import add_model_route
 
 router = APIRouter(prefix="/v2", tags=["Open Inference Protocol v2"])
-
-SERVER_NAME = "tabserve"
-SERVER_VERSION = "0.1.0"
 
 
 @router.get("/health/live")
@@ -39,27 +35,12 @@ async def ready(request: Request) -> dict[str, bool]:
 
 @router.get("")
 async def server_metadata() -> dict[str, Any]:
-    return {"name": SERVER_NAME, "version": SERVER_VERSION, "extensions": []}
+    return v2.server_metadata()
 
 
 async def model_metadata(request: Request, name: str, version: int | None = None) -> dict[str, Any]:
     """Platform, one input per feature ([-1]) and the outputs, with datatypes and shapes."""
-    predictor = service_state(request).require(name, version).predictor
-    inputs = [
-        {
-            "name": f.name,
-            "datatype": "FP32" if isinstance(f, NumericFeature) else "BYTES",
-            "shape": [-1],
-        }
-        for f in predictor.stats.features
-    ]
-    return {
-        "name": name,
-        "versions": [str(predictor.version)],
-        "platform": "tensorflow_savedmodel" if predictor.runtime.name == "savedmodel" else "tflite",
-        "inputs": inputs,
-        "outputs": v2.output_specs(predictor.metadata.classes),
-    }
+    return v2.model_metadata(service_state(request).require(name, version))
 
 
 async def model_ready(request: Request, name: str, version: int | None = None) -> dict[str, Any]:
