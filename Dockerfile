@@ -43,9 +43,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     KERAS_HOME=/tmp/.keras \
     MODEL_DIR=/app/models \
     PORT=8000 \
+    GRPC_PORT=8081 \
     WORKERS=1
 WORKDIR /app
-EXPOSE 8000
+EXPOSE 8000 8081
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
   CMD ["python", "-m", "app.healthcheck"]
 CMD ["python", "-m", "app"]

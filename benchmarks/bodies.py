@@ -1,4 +1,5 @@
-"""Request bodies: real rows of scikit-learn's diabetes data, every feature present."""
+"""Request bodies: real rows of scikit-learn's diabetes data, every feature present; as JSON for
+`POST /predict` and as serialized v2 ModelInferRequests for gRPC."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import json
 from pathlib import Path
 
 FEATURES = ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")
+TENSOR = "rows"
+"""The name of the one [N, 10] input tensor of a gRPC request: not a feature's name."""
 
 
 def diabetes_rows() -> list[dict[str, float]]:
@@ -32,5 +35,35 @@ def write_bodies(directory: Path, sizes: list[int]) -> dict[int, Path]:
     for n in sizes:
         path = directory / f"body-{n}.json"
         path.write_bytes(body(rows, n))
+        paths[n] = path
+    return paths
+
+
+def infer_request(rows: list[dict[str, float]], n: int, model_name: str) -> bytes:
+    """A v2 ModelInferRequest with one FP32 [n, 10] tensor (the features in training's order)
+    in `raw_input_contents`, cycling through `rows`, serialized."""
+    import numpy as np
+
+    from app.grpc.protos import oip_v2_pb2 as pb
+
+    matrix = [[rows[i % len(rows)][f] for f in FEATURES] for i in range(n)]
+    tensor = pb.ModelInferRequest.InferInputTensor(
+        name=TENSOR, datatype="FP32", shape=[n, len(FEATURES)]
+    )
+    request = pb.ModelInferRequest(
+        model_name=model_name,
+        inputs=[tensor],
+        raw_input_contents=[np.asarray(matrix, dtype="<f4").tobytes()],
+    )
+    return request.SerializeToString()
+
+
+def write_infer_requests(directory: Path, sizes: list[int], model_name: str) -> dict[int, Path]:
+    """As `write_bodies`, for gRPC: one serialized ModelInferRequest file per row count."""
+    rows = diabetes_rows()
+    paths = {}
+    for n in sizes:
+        path = directory / f"infer-{n}.pb"
+        path.write_bytes(infer_request(rows, n, model_name))
         paths[n] = path
     return paths

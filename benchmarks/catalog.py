@@ -21,7 +21,8 @@ KERAS = "fastapi-keras-predict"
 FASTAPI_SAVEDMODEL = "fastapi-savedmodel"
 
 SERVICES = (LITERT, SAVEDMODEL)
-"""Our service; the targets hold for the first, with default settings."""
+"""Our service; the targets hold for the first, with default settings. The first is also
+measured over gRPC (`benchmarks/grpc_load.py`), against itself over REST."""
 BATCHING = (LITERT_UNBATCHED, SAVEDMODEL_UNBATCHED)
 """Our service with batching off (it is on by default): what does batching buy?"""
 DEFAULTS = LITERT_LOGGED
@@ -61,10 +62,13 @@ def service_spec(
     log_level: str = "warning",
     env: dict[str, str] | None = None,
     cost_window_s: float | None = None,
+    measure_grpc: bool = False,
 ) -> ServerSpec:
     """Our service, `python -m app`, on loopback with the given runtime and settings.
 
-    `cost_window_s` sets COST_WINDOW_SECONDS, for a caller that reads its live cost figures.
+    Its gRPC server is on (as by default), on a free port rather than 8081, which something
+    else may hold. `cost_window_s` sets COST_WINDOW_SECONDS, for a caller that reads its live
+    cost figures; `measure_grpc` has the benchmark measure it over gRPC too.
     """
     window = {} if cost_window_s is None else {"COST_WINDOW_SECONDS": f"{cost_window_s:g}"}
     return ServerSpec(
@@ -77,12 +81,14 @@ def service_spec(
             "MODEL_RUNTIME": runtime,
             "BATCHING": batching,
             "PORT": "{port}",
+            "GRPC_PORT": "{grpc_port}",
             "HOST": HOST,
             "LOG_LEVEL": log_level,
             **window,
             **(env or {}),
         },
         cost_window_s=cost_window_s,
+        measure_grpc=measure_grpc,
     )
 
 
@@ -100,6 +106,7 @@ def server_specs(
         log: str = "warning",
         *,
         env: dict[str, str] | None = None,
+        grpc: bool = False,
     ) -> ServerSpec:
         return service_spec(
             model_root,
@@ -111,6 +118,7 @@ def server_specs(
             log_level=log,
             env=env,
             cost_window_s=cost_window_s,
+            measure_grpc=grpc,
         )
 
     def reference(module: str, description: str, *, checks: bool = True) -> ServerSpec:
@@ -134,7 +142,7 @@ def server_specs(
         )
 
     specs = [
-        service("litert", "python -m app, MODEL_RUNTIME=litert"),
+        service("litert", "python -m app, MODEL_RUNTIME=litert; also over gRPC", grpc=True),
         service(
             "litert",
             "MODEL_RUNTIME=litert, LOG_LEVEL=info: a JSON access line per request, to a file",

@@ -21,6 +21,8 @@ PACKAGES = (
     "uvicorn",
     "uvloop",
     "httptools",
+    "grpcio",
+    "protobuf",
     "pydantic",
     "numpy",
 )

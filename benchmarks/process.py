@@ -57,7 +57,8 @@ class Pinning:
 class ServerSpec:
     """How to run one server: `python ARGS...` with extra environment.
 
-    `{port}` in an argument or an environment value is replaced by the port it gets, and
+    `{port}` in an argument or an environment value is replaced by the port it gets,
+    `{grpc_port}` by a second free port (picked only when some value has it; GRPC_PORT), and
     `{scratch}` by a new empty directory in the benchmark's work directory, one per start
     (made only when some value has it; e.g. PAYLOAD_LOG_DIR).
     """
@@ -71,6 +72,8 @@ class ServerSpec:
     cost_window_s: float | None = None
     """COST_WINDOW_SECONDS it runs with, for a server that reports its live cost on /metrics
     (our service); None for the others."""
+    measure_grpc: bool = False
+    """Whether it is also measured over gRPC (our service's v2 ModelInfer on `{grpc_port}`)."""
 
 
 def free_port() -> int:
@@ -104,9 +107,16 @@ class ServerProcess:
         self.log_path = log_path
         self.scratch: Path | None = None
         """The directory `{scratch}` stands for in this start, if the spec uses it."""
-        if any("{scratch}" in value for value in [*spec.env.values(), *spec.args]):
+        self.grpc_port: int | None = None
+        """The port `{grpc_port}` stands for in this start, if the spec uses it."""
+        values = [*spec.env.values(), *spec.args]
+        if any("{scratch}" in value for value in values):
             self.scratch = Path(tempfile.mkdtemp(prefix=f"{spec.name}-", dir=log_path.parent))
-        fill = {"port": port, "scratch": self.scratch or ""}
+        if any("{grpc_port}" in value for value in values):
+            while (grpc_port := free_port()) == port:
+                pass
+            self.grpc_port = grpc_port
+        fill = {"port": port, "grpc_port": self.grpc_port or "", "scratch": self.scratch or ""}
         env = {
             **os.environ,
             "TF_CPP_MIN_LOG_LEVEL": "2",

@@ -48,47 +48,85 @@ def figures_table(
     batch_c: int,
     seconds: int,
 ) -> str:
-    """One row per server: readiness, memory, single-row and batch throughput and latency."""
+    """One row per server: readiness, memory, single-row and batch throughput and latency; a
+    server also measured over gRPC gets a second row, `<name> gRPC`."""
     header = ["server", "ready s", "RSS MB"]
     for c in concurrencies:
         header += [f"c{c} req/s", f"c{c} p50 ms", f"c{c} p99 ms"]
     header += [f"{batch_rows}r c{batch_c} req/s", "rows/s", f"{batch_rows}r p50 ms", "notes"]
     rows = []
     for name, s in summaries.items():
-        row = [name, _num(s["ready_s"], 2), _num(s["rss_mb"], 0)]
-        for c in concurrencies:
-            m = s["single"].get(str(c)) or {}
-            ok = m.get("valid", True)
-            row += [
-                _num(m.get("requests_per_s"), 0, ok),
-                _ms(m.get("latency_p50_ms"), ok),
-                _ms(m.get("latency_p99_ms"), ok),
+        rows.append(
+            [
+                name,
+                _num(s["ready_s"], 2),
+                _num(s["rss_mb"], 0),
+                *_load_cells(s, concurrencies),
+                _notes(s, seconds),
             ]
-        b = s["batch"] or {}
-        ok = b.get("valid", True)
-        row += [
-            _num(b.get("requests_per_s"), 1, ok),
-            _num(b.get("rows_per_s"), 0, ok),
-            _ms(b.get("latency_p50_ms"), ok),
-            _notes(s, seconds),
-        ]
-        rows.append(row)
+        )
+        if s.get("grpc"):
+            cells = _load_cells(s["grpc"], concurrencies)
+            rows.append([f"{name} gRPC", "", "", *cells, _grpc_notes(s["grpc"], seconds)])
     return _render(header, rows)
 
 
-def _notes(s: dict[str, Any], seconds: int) -> str:
-    notes = [f"runtime {r}" for r in s["runtimes"]]
-    windows = [m["longest_window_s"] for m in [*s["single"].values(), s["batch"]] if m]
+def _load_cells(s: dict[str, Any], concurrencies: list[int]) -> list[str]:
+    """Requests/s, p50 and p99 of each single-row load; requests/s, rows/s, p50 of the large."""
+    cells = []
+    for c in concurrencies:
+        m = s["single"].get(str(c)) or {}
+        ok = m.get("valid", True)
+        cells += [
+            _num(m.get("requests_per_s"), 0, ok),
+            _ms(m.get("latency_p50_ms"), ok),
+            _ms(m.get("latency_p99_ms"), ok),
+        ]
+    b = s["batch"] or {}
+    ok = b.get("valid", True)
+    return [
+        *cells,
+        _num(b.get("requests_per_s"), 1, ok),
+        _num(b.get("rows_per_s"), 0, ok),
+        _ms(b.get("latency_p50_ms"), ok),
+    ]
+
+
+def _window_notes(loads: list[dict[str, Any] | None], seconds: int) -> list[str]:
+    windows = [m["longest_window_s"] for m in loads if m]
     if windows and max(windows) > seconds + 1:
-        notes.append(f"slow: windows up to {max(windows):.0f} s")
+        return [f"slow: windows up to {max(windows):.0f} s"]
+    return []
+
+
+def _error_notes(loads: list[dict[str, Any] | None]) -> list[str]:
+    errors = sum((m or {}).get("non_2xx", 0) + (m or {}).get("socket_errors", 0) for m in loads)
+    return [f"{errors} errors"] if errors else []
+
+
+def _grpc_notes(g: dict[str, Any], seconds: int) -> str:
+    """The gRPC row's: what it sends, bad answers, windows, errors, and the most CPU the load
+    generator used (near 1, it was the limit, not the server)."""
+    loads = [*g["single"].values(), g["batch"]]
+    notes = ["v2 ModelInfer, raw FP32", *_window_notes(loads, seconds)]
+    if not g["checks_ok"]:
+        notes.append("bad answers")
+    notes += _error_notes(loads)
+    shares = [m["client_cpu_share"] for m in loads if m and m.get("client_cpu_share") is not None]
+    if shares:
+        notes.append(f"load generator up to {max(shares):.2f} CPU")
+    return ", ".join(notes)
+
+
+def _notes(s: dict[str, Any], seconds: int) -> str:
+    loads = [*s["single"].values(), s["batch"]]
+    notes = [f"runtime {r}" for r in s["runtimes"]]
+    notes += _window_notes(loads, seconds)
     if s["failed_rounds"]:
         notes.append(f"{s['failed_rounds']}/{s['rounds']} rounds failed")
     if not s["checks_ok"]:
         notes.append("bad answers")
-    loads = [*s["single"].values(), s["batch"]]
-    errors = sum((m or {}).get("non_2xx", 0) + (m or {}).get("socket_errors", 0) for m in loads)
-    if errors:
-        notes.append(f"{errors} errors")
+    notes += _error_notes(loads)
     log = s.get("payload_log")
     if log:
         dropped = "unread" if log["dropped"] is None else f"{log['dropped']:,}"
@@ -108,8 +146,9 @@ def _sig(value: float | None, valid: bool = True) -> str:
 def cost_table(
     summaries: dict[str, Any], concurrencies: list[int], batch_rows: int, batch_c: int
 ) -> str:
-    """One row per server: CPU-seconds per 1,000 rows on each load, as the service says on
-    /metrics (self; services only) and from /proc over wrk's rows (os), and self / os."""
+    """One row per server (and per server's gRPC loads): CPU-seconds per 1,000 rows on each
+    load, as the service says on /metrics (self; services only) and from /proc over the rows
+    the load generator got answered (os), and self / os."""
     labels = [*(f"c{c}" for c in concurrencies), f"{batch_rows}r c{batch_c}"]
     header = ["server"]
     for label in labels:
@@ -117,21 +156,46 @@ def cost_table(
     header.append("notes")
     rows = []
     for name, s in summaries.items():
-        row, notes = [name], set()
-        for load in [*(s["single"].get(str(c)) for c in concurrencies), s["batch"]]:
-            m = load or {}
-            cost, ok = m.get("cost") or {}, m.get("valid", True)
-            row += [
-                _sig(cost.get("self_per_1000"), ok),
-                _sig(cost.get("os_per_1000"), ok),
-                _sig(cost.get("self_over_os")),
-            ]
-            if cost.get("self_covers_run") is False:
-                notes.add("self spans more than the run")
-            if cost.get("self_errors"):
-                notes.add("/metrics unread")
-        rows.append([*row, ", ".join(sorted(notes))])
+        rows.append(_cost_row(name, s, concurrencies))
+        if s.get("grpc"):
+            rows.append(_cost_row(f"{name} gRPC", s["grpc"], concurrencies))
     return _render(header, rows)
+
+
+def _cost_row(name: str, s: dict[str, Any], concurrencies: list[int]) -> list[str]:
+    row, notes = [name], set()
+    for load in [*(s["single"].get(str(c)) for c in concurrencies), s["batch"]]:
+        m = load or {}
+        cost, ok = m.get("cost") or {}, m.get("valid", True)
+        row += [
+            _sig(cost.get("self_per_1000"), ok),
+            _sig(cost.get("os_per_1000"), ok),
+            _sig(cost.get("self_over_os")),
+        ]
+        if cost.get("self_covers_run") is False:
+            notes.add("self spans more than the run")
+        if cost.get("self_errors"):
+            notes.add("/metrics unread")
+    return [*row, ", ".join(sorted(notes))]
+
+
+def grpc_table(name: str, ratios: list[dict[str, Any]]) -> str:
+    """`name` over gRPC against itself over REST (`summary.grpc_ratios`): the medians, their
+    ratio, each round's ratio, and the target where there is one."""
+    header = [f"{name}: gRPC / REST", "REST", "gRPC", "gRPC / REST", "per round", "target"]
+    rows = [
+        [
+            r["load"],
+            _num(r["rest"]),
+            _num(r["grpc"]),
+            _ratio(r["ratio"]) + ("" if r["valid"] else "!"),
+            ", ".join(f"{v:.3g}" for v in r["per_round"]) or "-",
+            r["target"] or "-",
+            r["verdict"] or "-",
+        ]
+        for r in ratios
+    ]
+    return _render([*header, "verdict"], rows)
 
 
 def _ratio(value: float | None) -> str:

@@ -1,8 +1,9 @@
 """`python -m benchmarks.run [--quick]`: train a bundle, measure every server, report.
 
 Each round starts every selected server in turn on loopback, pinned to one CPU, with wrk on
-the other; figures are medians over rounds. Prints one table and the ratios with their
-targets, and writes `benchmarks/results/latest.json` plus a time-stamped copy.
+the other; figures are medians over rounds. `service-litert` is also measured over gRPC, with
+`benchmarks.grpc_load` in wrk's place. Prints one table, the gRPC / REST ratios, and the ratios
+with their targets, and writes `benchmarks/results/latest.json` plus a time-stamped copy.
 """
 
 from __future__ import annotations
@@ -18,15 +19,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bodies import write_bodies
+from benchmarks.bodies import write_bodies, write_infer_requests
 from benchmarks.bundle import TrainingFailed, describe, train_bundle
 from benchmarks.catalog import ALL, server_specs
 from benchmarks.cost import cost_window_seconds
+from benchmarks.grpc_load import GENERATOR
 from benchmarks.machine import describe_machine
 from benchmarks.measure import Plan, measure_round
 from benchmarks.process import Pinning, stop_on_signals
-from benchmarks.report import cost_table, figures_table, targets_table, write_json
-from benchmarks.summary import summarise, targets
+from benchmarks.report import cost_table, figures_table, grpc_table, targets_table, write_json
+from benchmarks.summary import grpc_ratios, summarise, targets
 
 logger = logging.getLogger("benchmarks")
 
@@ -90,6 +92,7 @@ def measure_all(
 ) -> dict[str, list[dict[str, Any]]]:
     """Every round of every selected server, interleaved so that drift hits all alike."""
     bodies = write_bodies(work, [1, args.batch_rows])
+    requests = write_infer_requests(work, [1, args.batch_rows], MODEL_NAME)
     plan = Plan(
         concurrencies=args.concurrency,
         batch_concurrency=args.batch_concurrency,
@@ -99,6 +102,8 @@ def measure_all(
         warmup_seconds=args.warmup,
         single_body=bodies[1],
         batch_body=bodies[args.batch_rows],
+        grpc_single_body=requests[1],
+        grpc_batch_body=requests[args.batch_rows],
     )
     window = cost_window_seconds(args.duration)
     specs = server_specs(version_dir.parent.parent, MODEL_NAME, version_dir, window)
@@ -160,6 +165,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         rounds = measure_all(args, pinning, work, version_dir)
     summaries = {name: summarise(r, args.concurrency) for name, r in rounds.items()}
     checks = targets(summaries, args.concurrency, args.batch_rows)
+    over_grpc = {
+        name: grpc_ratios(
+            s, rounds[name], args.concurrency, args.batch_rows, args.batch_concurrency
+        )
+        for name, s in summaries.items()
+        if s["grpc"]
+    }
     print(
         figures_table(
             summaries, args.concurrency, args.batch_rows, args.batch_concurrency, args.duration
@@ -170,9 +182,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(cost_table(summaries, args.concurrency, args.batch_rows, args.batch_concurrency))
     print(
         "CPU-seconds per 1,000 rows: self = the service's own figure on /metrics, "
-        "os = /proc/<pid>/stat over the rows wrk got answered; both over the same run"
+        "os = /proc/<pid>/stat over the rows the load generator got answered; both over the "
+        "same run"
     )
     print()
+    for name, ratios in over_grpc.items():
+        print(grpc_table(name, ratios))
+        print(f"gRPC: {GENERATOR}")
+        print()
     print(targets_table(checks))
     record = {
         "started_at": started.isoformat(),
@@ -184,6 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "bundle": bundle,
         "servers": _servers_record(rounds, summaries, args.duration),
         "targets": [t.to_json() for t in checks],
+        "grpc": {"load_generator": GENERATOR, "over_rest": over_grpc},
     }
     paths = write_json(record, args.results, started.strftime("%Y%m%dT%H%M%SZ"))
     logger.info("wrote %s", ", ".join(os.path.relpath(p) for p in paths))

@@ -1,4 +1,5 @@
-"""Medians over rounds, and the service's ratios to the reference servers with their targets."""
+"""Medians over rounds, the service's ratios to the reference servers with their targets, and
+its gRPC figures' ratios to its REST ones."""
 
 from __future__ import annotations
 
@@ -41,6 +42,9 @@ PAYLOAD_DROPPED_TARGET = 0
 SHADOW_TARGET = 0.85
 """With a shadow version scoring every request, at least this fraction of the same service
 without one."""
+GRPC_BATCH_TARGET = 1.0
+"""Rows/s on large requests over gRPC (raw FP32 tensors) above this times REST's, same server,
+same run."""
 
 FIGURES = (
     "requests_per_s",
@@ -66,6 +70,9 @@ def _load_summary(samples: list[dict[str, Any]], rounds: int) -> dict[str, Any] 
     summary["socket_errors"] = sum(s["socket_errors"] for s in samples)
     summary["valid"] = len(samples) == rounds and all(s["valid"] for s in samples)
     summary["cost"] = _cost_summary([s["cost"] for s in samples if s.get("cost")])
+    shares = [s["client_cpu_share"] for s in samples if s.get("client_cpu_share") is not None]
+    if shares:  # the gRPC load generator's own CPU
+        summary["client_cpu_share"] = _median(shares)
     return summary
 
 
@@ -86,16 +93,27 @@ def _cost_summary(costs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _loads_summary(
+    records: list[dict[str, Any]], concurrencies: list[int], rounds: int
+) -> dict[str, Any]:
+    """`single` (per concurrency) and `batch` medians over the rounds' records of one protocol."""
+    return {
+        "single": {
+            str(c): _load_summary(
+                [r["single"][str(c)] for r in records if str(c) in r["single"]], rounds
+            )
+            for c in concurrencies
+        },
+        "batch": _load_summary([r["batch"] for r in records if r.get("batch")], rounds),
+    }
+
+
 def summarise(rounds: list[dict[str, Any]], concurrencies: list[int]) -> dict[str, Any]:
-    """One server's medians over its rounds."""
+    """One server's medians over its rounds (and over gRPC, where it was measured so)."""
     n = len(rounds)
     ready = [r["ready_s"] for r in rounds if r.get("ready_s") is not None]
     rss = [r["rss_mb"] for r in rounds if r.get("rss_mb") is not None]
-    single = {
-        str(c): _load_summary([r["single"][str(c)] for r in rounds if str(c) in r["single"]], n)
-        for c in concurrencies
-    }
-    batch = _load_summary([r["batch"] for r in rounds if r.get("batch")], n)
+    grpc = [r["grpc"] for r in rounds if r.get("grpc")]
     logs = [r["payload_log"] for r in rounds if r.get("payload_log")]
     dropped = [log["dropped"] for log in logs if log.get("dropped") is not None]
     return {
@@ -107,8 +125,13 @@ def summarise(rounds: list[dict[str, Any]], concurrencies: list[int]) -> dict[st
         ),
         "ready_s": _median(ready),
         "rss_mb": _median(rss),
-        "single": single,
-        "batch": batch,
+        **_loads_summary(rounds, concurrencies, n),
+        "grpc": {
+            "checks_ok": all(g.get("check", {}).get("ok", True) for g in grpc),
+            **_loads_summary(grpc, concurrencies, n),
+        }
+        if grpc
+        else None,
         "payload_log": {
             "dropped": sum(dropped) if dropped else None,
             "rounds_read": len(dropped),
@@ -263,3 +286,51 @@ def _self_cost(summaries: dict[str, Any], label: str, path: tuple[str, ...]) -> 
             valid = bool(load.get("valid")) and cost.get("self_covers_run") is not False
     low, high = SELF_COST_BOUNDS
     return Target(f"CPU-s/1k rows {label}, self / os", "within", low, values, valid, high)
+
+
+def grpc_ratios(
+    summary: dict[str, Any],
+    rounds: list[dict[str, Any]],
+    concurrencies: list[int],
+    batch_rows: int,
+    batch_c: int,
+) -> list[dict[str, Any]]:
+    """One server over gRPC against itself over REST, load by load: requests/s of single-row
+    requests per concurrency, rows/s of large ones (held to `GRPC_BATCH_TARGET`); the ratio of
+    the medians and each round's own ratio."""
+    loads: list[tuple[str, tuple[str, ...], float | None]] = [
+        (f"1-row c{c} req/s", ("single", str(c), "requests_per_s"), None) for c in concurrencies
+    ]
+    loads.append(
+        (f"{batch_rows}-row c{batch_c} rows/s", ("batch", "rows_per_s"), GRPC_BATCH_TARGET)
+    )
+    out = []
+    for label, path, bound in loads:
+        rest, rest_ok = _figure(summary, *path)
+        grpc, grpc_ok = _figure(summary.get("grpc"), *path)
+        ratio = grpc / rest if grpc is not None and rest else None
+        per_round = []
+        for r in rounds:
+            top, bottom = _figure(r.get("grpc"), *path)[0], _figure(r, *path)[0]
+            if top is not None and bottom:
+                per_round.append(top / bottom)
+        valid = rest_ok and grpc_ok
+        verdict = None
+        if bound is not None:
+            verdict = "n/a" if ratio is None else "INVALID" if not valid else "FAIL"
+            if ratio is not None and valid and ratio > bound:
+                verdict = "PASS"
+        out.append(
+            {
+                "load": label,
+                "figure": path[-1],
+                "rest": rest,
+                "grpc": grpc,
+                "ratio": ratio,
+                "per_round": per_round,
+                "valid": valid,
+                "target": None if bound is None else f"> {bound:g}",
+                "verdict": verdict,
+            }
+        )
+    return out

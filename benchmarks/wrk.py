@@ -27,7 +27,7 @@ STOP_MARKER = "BENCH_STOP"
 
 
 class WrkFailed(RuntimeError):
-    """wrk did not run or printed no summary."""
+    """wrk (or the gRPC load generator) did not run or printed no summary."""
 
 
 @dataclass(frozen=True)
@@ -116,8 +116,10 @@ def run_summary(
     timeout_s: float,
     tick: Callable[[], None] | None = None,
     tick_s: float = 1.0,
+    what: str = "wrk",
 ) -> dict[str, Any]:
-    """Run wrk and return the JSON its script printed after `MARKER`.
+    """Run wrk (or another load generator, `what`, that prints the same way) and return the
+    JSON its script printed after `MARKER`.
 
     `tick` is called every `tick_s` seconds while wrk runs (to sample the server meanwhile).
     A script that prints `STOP_MARKER` (flushed) ends the run early: wrk's main thread sleeps
@@ -147,7 +149,7 @@ def run_summary(
                 break
             except subprocess.TimeoutExpired:
                 if time.monotonic() - started >= timeout_s:
-                    raise WrkFailed(f"wrk did not finish within {timeout_s:.0f} s") from None
+                    raise WrkFailed(f"{what} did not finish within {timeout_s:.0f} s") from None
                 if tick is not None and time.monotonic() >= next_tick:
                     tick()
                     next_tick += tick_s
@@ -162,7 +164,7 @@ def run_summary(
             raw: dict[str, Any] = json.loads(line[len(MARKER) :])
             return raw
     tail = "".join(errors).strip()[-300:]
-    raise WrkFailed(f"wrk exited {proc.returncode} without a summary: {tail}")
+    raise WrkFailed(f"{what} exited {proc.returncode} without a summary: {tail}")
 
 
 def _read_output(proc: subprocess.Popen[str], lines: list[str]) -> None:

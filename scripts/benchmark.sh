@@ -2,6 +2,9 @@
 # Benchmark the service against reference servers on this machine (loopback only).
 # Usage: scripts/benchmark.sh [--quick] [--servers a,b] [--concurrency 16,64] [--duration N] ...
 # Prints a table and the ratios to the targets; writes benchmarks/results/latest.json.
+# service-litert is also measured over gRPC (v2 ModelInfer, single-row and --batch-rows-row
+# requests at the same concurrencies) with benchmarks/grpc_load.py, a grpc.aio client in its
+# own process (ghz is not available here), and the gRPC / REST ratios are printed.
 # `scripts/benchmark.sh soak [...]` runs the soak instead (scripts/soak.sh).
 # `scripts/benchmark.sh streaming [...]` runs the streaming-training benchmark instead
 # (scripts/benchmark-streaming.sh; it needs no wrk).

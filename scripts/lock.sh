@@ -128,4 +128,10 @@ done
 for set in serve train dev; do
   mv "$work/$set.lock" "requirements/$set.txt"
 done
-echo "lock.sh: wrote requirements/serve.txt, train.txt and dev.txt" >&2
+
+# The test suite's third-party gRPC clients: a set of their own, resolved alone.
+cp requirements/grpc-clients.in "$work/grpc-clients.in"
+if [ -f requirements/grpc-clients.txt ]; then cp requirements/grpc-clients.txt "$work/"; fi
+compile --output-file grpc-clients.txt "$@" grpc-clients.in
+mv "$work/grpc-clients.txt" requirements/grpc-clients.txt
+echo "lock.sh: wrote requirements/serve.txt, train.txt, dev.txt and grpc-clients.txt" >&2

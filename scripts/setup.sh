@@ -67,3 +67,16 @@ if [ "$set" = dev ] && ! command -v java >/dev/null 2>&1; then
     $sudo apt-get install -y -q --no-install-recommends default-jre-headless >&2
   fi
 fi
+
+# The dev set's tests also drive the gRPC server with kserve's and tritonclient's own clients,
+# whose pins (protobuf, pandas, psutil) are below the project's: a virtualenv of their own.
+if [ "$set" = dev ]; then
+  clients=.venv-clients
+  clients_want="$(sha256sum requirements/grpc-clients.txt | cut -d' ' -f1)"
+  if [ ! -f "$clients/.installed" ] || [ "$(cat "$clients/.installed")" != "$clients_want" ]; then
+    rm -rf "$clients"
+    "$venv/bin/python" -m venv "$clients"
+    "$clients/bin/python" -m pip install --quiet --require-hashes -r requirements/grpc-clients.txt
+    echo "$clients_want" > "$clients/.installed"
+  fi
+fi

@@ -232,3 +232,15 @@ def test_the_parser_refuses_what_pip_would_not_hash() -> None:
     assert lock.digest == "0" * 64
     assert set(lock.pins) == {"numpy"}
     assert len(lock.errors) == 3
+
+
+def test_the_grpc_clients_lock_pins_what_its_input_asks_for_with_hashes() -> None:
+    wanted = [
+        Requirement(line)
+        for line in (LOCKS / "grpc-clients.in").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    lock = read_lock("grpc-clients")
+    assert not lock.errors, f"requirements/grpc-clients.txt: {lock.errors}; {RELOCK}"
+    problems = unmet(wanted, lock)
+    assert not problems, f"requirements/grpc-clients.txt: {problems}; {RELOCK}"

@@ -94,6 +94,37 @@ def v2_inputs(request: v2.ModelInferRequest) -> list[InputTensor]:
     return tensors
 
 
+def v2_matrix(request: v2.ModelInferRequest, features: Sequence[str]) -> np.ndarray | None:
+    """The request's one FP32/FP64 [N, F] tensor of numbers in feature order, as float64
+    (NaN or infinity for missing), when that is what it holds and nothing is wrong with it;
+    else None, and the row path reads the request and names what is wrong."""
+    if len(request.inputs) != 1:
+        return None
+    tensor, raw = request.inputs[0], request.raw_input_contents
+    shape = list(tensor.shape)
+    if (
+        tensor.name in features
+        or tensor.datatype not in ("FP32", "FP64")
+        or len(shape) != 2
+        or shape[1] != len(features)
+    ):
+        return None
+    layout = "<f4" if tensor.datatype == "FP32" else "<f8"
+    if raw:
+        if len(raw) != 1 or tensor.HasField("contents"):
+            return None
+        if len(raw[0]) != math.prod(shape) * np.dtype(layout).itemsize:
+            return None
+        array = np.frombuffer(raw[0], dtype=layout)
+    else:
+        field = "fp32_contents" if tensor.datatype == "FP32" else "fp64_contents"
+        values = getattr(tensor.contents, field)
+        if len(values) != math.prod(shape):
+            return None
+        array = np.asarray(values, dtype=layout)
+    return array.reshape(shape).astype(np.float64)
+
+
 def _contents_v2(where: str, tensor: v2.ModelInferRequest.InferInputTensor) -> list[Any]:
     field, layout = _V2_TYPES[tensor.datatype]
     if field is None:
@@ -164,35 +195,52 @@ def v2_raw_outputs(
 
 
 def tf_values(where: str, tensor: tfs.TensorProto) -> tuple[list[int], list[Any]]:
-    """A TensorProto -> (its shape, its values flat in row-major order). One value with a
-    larger shape fills it, as TensorFlow reads such a proto."""
-    if tensor.tensor_shape.unknown_rank:
-        raise BadRequest(f"{where}: the shape must be known")
-    shape = [d.size for d in tensor.tensor_shape.dim]
-    if any(d < 0 for d in shape):
-        raise BadRequest(f"{where}: shape {shape} has a negative dimension")
-    if tensor.dtype == tfs.DT_STRING:
-        values = _texts(where, tensor.string_val)
-    elif tensor.dtype in _TF_TYPES:
-        field, layout = _TF_TYPES[tensor.dtype]
-        if tensor.tensor_content:
-            size = np.dtype(layout).itemsize
-            if len(tensor.tensor_content) % size:
-                raise BadRequest(f"{where}: tensor_content is not a whole number of values")
-            array = np.frombuffer(tensor.tensor_content, dtype=layout)
-        elif tensor.dtype == tfs.DT_HALF:  # half_val holds each value's 16 bits
-            array = np.asarray(tensor.half_val, dtype=np.uint16).view(np.float16)
-        else:
-            array = np.asarray(getattr(tensor, field), dtype=layout)
-        values = _plain(array)
-    else:
-        raise BadRequest(f"{where}: dtype {tfs.DataType.Name(tensor.dtype)} is not supported")
+    """A TensorProto -> (its shape, its values flat in row-major order, numbers as Python
+    values with None for missing). One value with a larger shape fills it, as TensorFlow
+    reads such a proto."""
+    if tensor.dtype != tfs.DT_STRING:
+        shape, array = tf_array(where, tensor)
+        return shape, _plain(array.ravel())
+    shape = _tf_shape(where, tensor)
+    values = _texts(where, tensor.string_val)
     n = math.prod(shape)
     if len(values) == 1 and n != 1:
         values = values * n
     if len(values) != n:
         raise BadRequest(f"{where}: shape {shape} holds {n} values, the tensor {len(values)}")
     return shape, values
+
+
+def tf_array(where: str, tensor: tfs.TensorProto) -> tuple[list[int], np.ndarray]:
+    """A TensorProto of numbers -> (its shape, its values as an array of that shape)."""
+    shape = _tf_shape(where, tensor)
+    if tensor.dtype not in _TF_TYPES:
+        raise BadRequest(f"{where}: dtype {tfs.DataType.Name(tensor.dtype)} is not supported")
+    field, layout = _TF_TYPES[tensor.dtype]
+    if tensor.tensor_content:
+        size = np.dtype(layout).itemsize
+        if len(tensor.tensor_content) % size:
+            raise BadRequest(f"{where}: tensor_content is not a whole number of values")
+        array = np.frombuffer(tensor.tensor_content, dtype=layout)
+    elif tensor.dtype == tfs.DT_HALF:  # half_val holds each value's 16 bits
+        array = np.asarray(tensor.half_val, dtype=np.uint16).view(np.float16)
+    else:
+        array = np.asarray(getattr(tensor, field), dtype=layout)
+    n = math.prod(shape)
+    if array.size == 1 and n != 1:
+        array = np.full(n, array[0])
+    if array.size != n:
+        raise BadRequest(f"{where}: shape {shape} holds {n} values, the tensor {array.size}")
+    return shape, array.reshape(shape)
+
+
+def _tf_shape(where: str, tensor: tfs.TensorProto) -> list[int]:
+    if tensor.tensor_shape.unknown_rank:
+        raise BadRequest(f"{where}: the shape must be known")
+    shape = [d.size for d in tensor.tensor_shape.dim]
+    if any(d < 0 for d in shape):
+        raise BadRequest(f"{where}: shape {shape} has a negative dimension")
+    return shape
 
 
 def tf_numbers_from_text(where: str, values: list[Any]) -> list[Any]:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import grpc
+import numpy as np
 
 from app.bundle import Decoded, NumericFeature
 from app.errors import BadRequest, InvalidInput, NotFound, shown
@@ -20,6 +21,7 @@ from app.grpc.protos import tf_serving_pb2 as pb
 from app.grpc.tensors import (
     example_cells,
     output_arrays,
+    tf_array,
     tf_numbers_from_text,
     tf_shape,
     tf_tensor,
@@ -45,9 +47,7 @@ class PredictionService:
         """Inputs named after the features ([N] or [N, 1] each), or one [N, F] number tensor
         in the bundle's feature order, under any other name."""
         served = self._served(request.model_spec)
-        body = self._predict_body(served, request.inputs)
-        key, rows = tfserving.predict_rows(served, body)
-        outputs = output_arrays(await _predict(served, rows, key))
+        outputs = output_arrays(await self._predict_inputs(served, request.inputs))
         wanted = list(request.output_filter) or list(outputs)
         if unknown := [n for n in wanted if n not in outputs]:
             raise BadRequest(
@@ -143,21 +143,26 @@ class PredictionService:
         version = spec.version.value if choice == "version" else None
         return self.state.require(spec.name or None, version)
 
-    def _predict_body(self, served: ServedModel, inputs: Any) -> PredictBody:
+    async def _predict_inputs(self, served: ServedModel, inputs: Any) -> Decoded:
         features = served.predictor.features
-        numeric = _numeric(served)
         if len(inputs) == 1 and next(iter(inputs)) not in features:
             name, tensor = next(iter(inputs.items()))
             where = f"input {shown(name)!r}"
-            shape, values = tf_values(where, tensor)
-            if len(shape) != 2 or shape[1] != len(features) or tensor.dtype == pb.DT_STRING:
+            if tensor.dtype in (pb.DT_STRING, pb.DT_BOOL):
+                shape = [d.size for d in tensor.tensor_shape.dim]
+            else:
+                shape, matrix = tf_array(where, tensor)
+            if (
+                len(shape) != 2
+                or shape[1] != len(features)
+                or tensor.dtype in (pb.DT_STRING, pb.DT_BOOL)
+            ):
                 raise BadRequest(
                     f"{where}: one tensor not named after a feature must be numbers of shape "
                     f"[N, {len(features)}] (features: {', '.join(features)}), not {shape}"
                 )
-            width = len(features)
-            rows = [values[i : i + width] for i in range(0, len(values), width)]
-            return PredictBody.model_construct(instances=rows, inputs=None)
+            return await _predict(served, matrix.astype(np.float64), "instances")
+        numeric = _numeric(served)
         columns: dict[str, list[Any]] = {}
         for name, tensor in inputs.items():
             where = f"input {shown(name)!r}"
@@ -167,23 +172,29 @@ class PredictionService:
             if name in numeric and tensor.dtype == pb.DT_STRING:
                 values = tf_numbers_from_text(where, values)
             columns[name] = values
-        return PredictBody.model_construct(inputs=columns, instances=None)
+        body = PredictBody.model_construct(inputs=columns, instances=None)
+        key, rows = tfserving.predict_rows(served, body)
+        return await _predict(served, rows, key)
 
     def _example_rows(self, served: ServedModel, given: pb.Input) -> list[Any]:
+        """The examples as rows, `context` merged into each. A feature an Example leaves out
+        is missing, as one with no value is: a tf.Example has no other way to say so."""
         kind = given.WhichOneof("kind")
         if kind is None:
             raise BadRequest("input must hold example_list or example_list_with_context")
         listed = getattr(given, kind)
-        examples = [example_cells(f"examples[{i}]", e) for i, e in enumerate(listed.examples)]
-        context = None
+        absent = dict.fromkeys(served.predictor.features)
         if kind == "example_list_with_context" and listed.HasField("context"):
-            context = example_cells("context", listed.context)
+            absent |= example_cells("context", listed.context)
         numeric = _numeric(served)
-        for cells in [*examples, *([context] if context else [])]:
+        examples = []
+        for i, example in enumerate(listed.examples):
+            cells = absent | example_cells(f"examples[{i}]", example)
             for name in numeric.intersection(cells):
                 if isinstance(cells[name], str):
-                    cells[name] = tf_numbers_from_text(name, [cells[name]])[0]
-        body = ExamplesBody.model_construct(examples=examples, context=context)
+                    cells[name] = tf_numbers_from_text(f"examples[{i}].{name}", [cells[name]])[0]
+            examples.append(cells)
+        body = ExamplesBody.model_construct(examples=examples, context=None)
         return tfserving.example_rows(served, body)
 
     def handlers(self, calls: Calls) -> Sequence[grpc.GenericRpcHandler]:
@@ -223,8 +234,12 @@ def _numeric(served: ServedModel) -> set[str]:
     return {f.name for f in served.predictor.stats.features if isinstance(f, NumericFeature)}
 
 
-async def _predict(served: ServedModel, rows: list[Any], key: str) -> Decoded:
+async def _predict(served: ServedModel, rows: list[Any] | np.ndarray, key: str) -> Decoded:
+    """Rows, or a number matrix in feature order; a value the model cannot take is the
+    protocol's INVALID_ARGUMENT, named after the request's field."""
     try:
+        if isinstance(rows, np.ndarray):
+            return await served.inference.predict_matrix(rows)
         return await served.inference.predict_rows(rows)
     except InvalidInput as exc:  # a value the model cannot take: the protocol's 400
         raise as_bad_request(exc, key) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,7 +13,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from app.grpc.server import GrpcServer
+from app.grpc.server import GrpcPortError, GrpcServer
 from app.http.error_rendering import install_error_handlers
 from app.http.middleware import ServiceMiddleware
 from app.http.openapi import install_model_openapi
@@ -27,6 +28,8 @@ from app.ops.live_cost import LiveCost
 from app.ops.metrics import Metrics
 from app.ops.payload_log import CloudEventsSink, DirectorySink, PayloadLog, Sink
 from app.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 def create_app(
@@ -82,7 +85,11 @@ def create_app(
         if payload_log is not None:
             payload_log.start()
         if grpc_server is not None:
-            await grpc_server.start()  # GrpcPortError stops the start-up
+            try:
+                await grpc_server.start()
+            except GrpcPortError as exc:
+                logger.critical("cannot start: %s", exc)
+                raise
         watching = None
         if settings.model_poll_seconds > 0:
             watcher = ModelWatcher(settings, state, telemetry, build, shadows)

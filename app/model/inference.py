@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import anyio.to_thread
 import numpy as np
 
-from app.bundle import Decoded
+from app.bundle import Decoded, Encoded
 from app.model.drift import DriftMonitor
 from app.model.predictor import Predictor
 from app.model.shadow import Shadow, ShadowScorer
@@ -142,34 +143,64 @@ class Inference:
         self._scorer = shadow if isinstance(shadow, ShadowScorer) else None
 
     async def predict_rows(self, rows: Rows) -> Decoded:
-        predictor = self.predictor  # encode_rows checks the row count (413) before any work
-        if len(rows) > INLINE_MAX_ROWS or (self.batcher is None and not predictor.runtime.fast):
+        """Rows holding every feature (None for missing) -> predictions."""
+        return await self._predict(
+            len(rows), functools.partial(self.predictor.encode_rows, rows), lambda: rows
+        )
+
+    async def predict_matrix(self, matrix: np.ndarray) -> Decoded:
+        """Rows as one number matrix, columns in the bundle's feature order, NaN or infinity
+        for missing: binary tensors go straight to the transform, with no row objects made
+        (unless the payload log or a shadow wants the rows)."""
+        features = self.predictor.features
+        columns = {f: matrix[:, j] for j, f in enumerate(features)}
+
+        def rows() -> Rows:
+            table = matrix.tolist()
+            for i, j in np.argwhere(~np.isfinite(matrix)).tolist():
+                table[i][j] = None
+            return [dict(zip(features, row, strict=True)) for row in table]
+
+        encode = functools.partial(self.predictor.encode_columns, columns)
+        return await self._predict(len(matrix), encode, rows)
+
+    async def _predict(
+        self, n: int, encode: Callable[[], Encoded], rows: Callable[[], Rows]
+    ) -> Decoded:
+        """`encode` checks the row count (413) before any work; `rows` is called only for the
+        payload log and the shadow."""
+        predictor = self.predictor
+        if n > INLINE_MAX_ROWS or (self.batcher is None and not predictor.runtime.fast):
             # Large requests are a batch of their own: coalescing would only delay them
             # and others. A request that times out stops waiting; its call finishes alone.
             x, missing, outputs = await anyio.to_thread.run_sync(
-                self._encode_and_run, rows, abandon_on_cancel=True
+                self._encode_and_run, encode, abandon_on_cancel=True
             )
         else:
-            x, missing = predictor.encode_rows(rows)
+            x, missing = encode()
             if self.batcher is not None:
                 outputs = await self.batcher.submit(x)
             else:
                 outputs = predictor.runtime(x)
-        batched = self.batcher is not None and len(rows) <= INLINE_MAX_ROWS
+        batched = self.batcher is not None and n <= INLINE_MAX_ROWS
         if not batched and self._on_call is not None:  # the batcher reports its own calls
-            self._on_call(len(rows))
+            self._on_call(n)
         if self.drift is not None:
             self.drift.observe(x, missing, outputs)
-        note_rows(len(rows))
+        note_rows(n)
         decoded = predictor.decode(outputs)
-        if self._payload_log is not None:
-            self._payload_log(rows, decoded)
-        if self._scorer is not None:
-            self._scorer.submit(rows, decoded)
+        if self._payload_log is not None or self._scorer is not None:
+            given = rows()
+            if self._payload_log is not None:
+                self._payload_log(given, decoded)
+            if self._scorer is not None:
+                self._scorer.submit(given, decoded)
         return decoded
 
-    def _encode_and_run(self, rows: Rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        x, missing = self.predictor.encode_rows(rows)
+    def _encode_and_run(
+        self, encode: Callable[[], Encoded]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        x, missing = encode()
         return x, missing, self.predictor.runtime(x)
 
     def close(self, *, wait: bool = True) -> None:

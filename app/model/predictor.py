@@ -53,8 +53,14 @@ class Predictor:
 
     def predict_columns(self, columns: Columns) -> Decoded:
         """Equal-length columns by feature name (None, NaN or inf for missing) -> predictions."""
+        return self.decode(self.runtime(self.encode_columns(columns).x))
+
+    def encode_columns(self, columns: Columns) -> Encoded:
+        """As `encode_rows`, for equal-length columns by feature name."""
         self.check_row_count(len(next(iter(columns.values()), ())))
-        return self.decode(self.runtime(self._in_range(self.stats.transform(columns))))
+        encoded = self.stats.encode_columns(columns)
+        self._in_range(encoded.x)
+        return encoded
 
     def encode_rows(self, rows: Sequence[Mapping[str, object]]) -> Encoded:
         """Rows -> the network's float32 inputs, through the bundle's own transform, and

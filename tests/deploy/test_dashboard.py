@@ -434,10 +434,14 @@ def test_plain_compose_up_starts_what_it_did() -> None:
     services = compose_services()
     default = {name for name, service in services.items() if "profiles" not in service}
     assert default == DEFAULT_SERVICES
-    # What Prometheus scrapes: the server image, on the container port the app listens on.
+    # What Prometheus scrapes: the server image, on the container port the app listens on;
+    # beside it, the gRPC port.
     api = services["api"]
     assert api["image"] == "tabserve:serve"
-    assert container_ports(api) == {Settings.model_fields["port"].default}
+    assert container_ports(api) == {
+        Settings.model_fields["port"].default,
+        Settings.model_fields["grpc_port"].default,
+    }
 
 
 @pytest.mark.parametrize("name", sorted(MONITORING))

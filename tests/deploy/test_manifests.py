@@ -1,8 +1,9 @@
 """The manifests under deploy/ against the app and the image they deploy.
 
 No cluster here: the manifests are parsed, and what they claim about the app is checked on the
-app itself (probe paths answer on a live app, every variable is a setting with a valid value,
-ports line up with PORT) and on the Dockerfile (the user, the port).
+app itself (probes pass on a live app as the kubelet would run them, HTTP GETs and gRPC health
+checks alike; every variable is a setting with a valid value; ports line up with PORT and
+GRPC_PORT) and on the Dockerfile and the compose file (the user, the ports).
 """
 
 from __future__ import annotations
@@ -14,12 +15,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import grpc
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+from grpc_health.v1 import health_pb2
 from pydantic import TypeAdapter
 
+from app.grpc.health import SERVICE as HEALTH
 from app.settings import Settings
+from tests.helpers.live import free_port
 from tests.helpers.service import serve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,6 +32,7 @@ DEPLOY = ROOT / "deploy"
 KUBERNETES = DEPLOY / "kubernetes"
 KSERVE = DEPLOY / "kserve"
 DOCKERFILE = ROOT / "Dockerfile"
+COMPOSE = ROOT / "docker-compose.yml"
 
 # Where the server writes at run time, on a read-only root filesystem: temporary files only.
 WRITABLE_PATHS = ("/tmp",)  # noqa: S108 (a path the manifests must mount, not a file we write)
@@ -34,6 +40,13 @@ WRITABLE_PATHS = ("/tmp",)  # noqa: S108 (a path the manifests must mount, not a
 FALLBACK_MODEL = "diabetes"
 K8S_DEFAULT_GRACE_SECONDS = 30
 PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
+PROBE_HANDLERS = {"httpGet", "grpc", "tcpSocket", "exec"}
+K8S_DEFAULT_PROBE_TIMEOUT = 1
+HTTP_PORT = int(Settings.model_fields["port"].default)
+GRPC_PORT = int(Settings.model_fields["grpc_port"].default)
+# KServe takes a container port whose name holds one of these for gRPC (appProtocol h2c).
+KSERVE_GRPC_NAMES = ("grpc", "h2c")
+H2C = "kubernetes.io/h2c"  # the standard appProtocol of plaintext HTTP/2, which gRPC is
 SETTING_NAMES = {name.upper() for name in Settings.model_fields}
 TEMPLATE = re.compile(r"\{\{\s*\.(\w+)\s*\}\}")
 
@@ -151,7 +164,14 @@ def listening_port(container: Doc) -> int:
     """The port the server listens on: PORT from the manifest, else the image's, else the
     Settings default."""
     port = literal_env(container).get("PORT") or dockerfile_env().get("PORT")
-    return int(port) if port else int(Settings.model_fields["port"].default)
+    return int(port) if port else HTTP_PORT
+
+
+def grpc_listening_port(container: Doc) -> int:
+    """The port the gRPC server listens on: GRPC_PORT from the manifest, else the image's, else
+    the Settings default."""
+    port = literal_env(container).get("GRPC_PORT") or dockerfile_env().get("GRPC_PORT")
+    return int(port) if port else GRPC_PORT
 
 
 def container_port(container: Doc, port: int | str) -> int:
@@ -166,20 +186,44 @@ def container_port(container: Doc, port: int | str) -> int:
     return port
 
 
-def http_probes(container: Doc) -> Iterator[tuple[str, Doc]]:
+def probes(container: Doc) -> Iterator[tuple[str, Doc]]:
+    """(kind, probe) of each probe the container has: an HTTP GET or a gRPC health check, the
+    two kinds the app answers."""
     for kind in PROBES:
         probe = container.get(kind)
         if probe is not None:
-            assert "httpGet" in probe, f"{container['name']}.{kind} is not an HTTP probe"
+            handlers = PROBE_HANDLERS & probe.keys()
+            assert handlers in ({"httpGet"}, {"grpc"}), f"{container['name']}.{kind}: {handlers}"
+            yield kind, probe
+
+
+def http_probes(container: Doc) -> Iterator[tuple[str, Doc]]:
+    """(kind, httpGet) of each HTTP probe."""
+    for kind, probe in probes(container):
+        if "httpGet" in probe:
             yield kind, probe["httpGet"]
+
+
+def probe_port(container: Doc, probe: Doc) -> int:
+    """The containerPort a probe asks. A gRPC probe's port is a number: Kubernetes takes no
+    port name there."""
+    if "grpc" in probe:
+        port = probe["grpc"]["port"]
+        assert isinstance(port, int), f"a gRPC probe's port is a number, not {port!r}"
+        return container_port(container, port)
+    return container_port(container, probe["httpGet"]["port"])
+
+
+def served_port(container: Doc, probe: Doc) -> int:
+    """Where the app answers what the probe asks: the gRPC port or the HTTP one."""
+    return grpc_listening_port(container) if "grpc" in probe else listening_port(container)
 
 
 def settings_overrides(container: Doc, metadata: Doc | None) -> dict[str, str]:
     """The container's settings for a live app, less where it runs (tests use their own)."""
     env = literal_env(container, metadata)
-    return {
-        k.lower(): v for k, v in env.items() if k not in ("MODEL_DIR", "MODEL_NAME", "HOST", "PORT")
-    }
+    where = ("MODEL_DIR", "MODEL_NAME", "HOST", "PORT", "GRPC_PORT")
+    return {k.lower(): v for k, v in env.items() if k not in where}
 
 
 def served_name(container: Doc, metadata: Doc | None, model_root: Path) -> str:
@@ -187,10 +231,44 @@ def served_name(container: Doc, metadata: Doc | None, model_root: Path) -> str:
     return name if (model_root / name).is_dir() and name else FALLBACK_MODEL
 
 
-def live_app(workload: Doc, container: Doc, model_root: Path) -> TestClient:
+def live_app(workload: Doc, container: Doc, model_root: Path, grpc_port: int = 0) -> TestClient:
+    """The app as the container configures it, HTTP in the client; gRPC (on loopback, once the
+    client's lifespan runs) on `grpc_port`, standing in for the manifest's, or off with 0."""
     metadata = render_metadata(workload)
     name = served_name(container, metadata, model_root)
-    return serve(model_root, name, **settings_overrides(container, metadata))
+    overrides = settings_overrides(container, metadata)
+    return serve(model_root, name, grpc_port=grpc_port, host="127.0.0.1", **overrides)
+
+
+def grpc_port_for(container: Doc) -> int:
+    """A free loopback port for the live app's gRPC server if a probe asks gRPC, else 0."""
+    return free_port() if any("grpc" in p for _, p in probes(container)) else 0
+
+
+def probe_passes(client: TestClient, grpc_port: int, probe: Doc) -> bool:
+    """Runs the probe once against the live app as the kubelet does: an HTTP GET passes on a
+    status from 200 to 399; a gRPC probe calls grpc.health.v1.Health/Check with its service
+    and passes on SERVING only. A refused connection or a failed call fails either."""
+    if "grpc" in probe:
+        assert grpc_port, "the live app has no gRPC port"
+        timeout = float(probe.get("timeoutSeconds", K8S_DEFAULT_PROBE_TIMEOUT))
+        request = health_pb2.HealthCheckRequest(service=probe["grpc"].get("service", ""))
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            check = channel.unary_unary(
+                f"/{HEALTH}/Check",
+                request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+                response_deserializer=health_pb2.HealthCheckResponse.FromString,
+            )
+            try:
+                answer = check(request, timeout=timeout)
+            except grpc.RpcError:
+                return False
+        return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+    get = probe["httpGet"]
+    assert get.get("scheme", "HTTP") == "HTTP"
+    headers = {h["name"]: h["value"] for h in get.get("httpHeaders", [])}
+    status = client.get(get["path"], headers=headers).status_code
+    return 200 <= status < 400
 
 
 def deployment() -> Doc:
@@ -265,16 +343,15 @@ def test_readme_examples_are_resources_and_the_training_command_parses() -> None
 
 
 @pytest.mark.parametrize(("path", "kind"), WORKLOADS)
-def test_probe_paths_answer_200_on_a_live_app(path: Path, kind: str, model_root: Path) -> None:
+def test_probes_pass_on_a_live_app(path: Path, kind: str, model_root: Path) -> None:
     workload = only(path, kind)
     for container in containers(workload):
-        probes = dict(http_probes(container))
-        assert {"livenessProbe", "readinessProbe"} <= probes.keys()
-        with live_app(workload, container, model_root) as client:
-            for probe_kind, get in probes.items():
-                assert get.get("scheme", "HTTP") == "HTTP"
-                response = client.get(get["path"])
-                assert response.status_code == 200, f"{probe_kind} {get['path']}: {response.text}"
+        found = dict(probes(container))
+        assert {"livenessProbe", "readinessProbe"} <= found.keys()
+        grpc_port = grpc_port_for(container)
+        with live_app(workload, container, model_root, grpc_port) as client:
+            for probe_kind, probe in found.items():
+                assert probe_passes(client, grpc_port, probe), f"{probe_kind} fails: {probe}"
 
 
 @pytest.mark.parametrize(("path", "kind"), WORKLOADS)
@@ -285,24 +362,26 @@ def test_readiness_waits_for_the_models_and_liveness_does_not(
     or draining; a readiness probe that did not would send them traffic."""
     workload = only(path, kind)
     for container in containers(workload):
-        probes = dict(http_probes(container))
-        client = live_app(workload, container, model_root)  # no `with`: nothing loaded yet
-        assert client.get(probes["readinessProbe"]["path"]).status_code == 503
-        assert client.get(probes["livenessProbe"]["path"]).status_code == 200
+        found = dict(probes(container))
+        ready, live = found["readinessProbe"], found["livenessProbe"]
+        grpc_port = grpc_port_for(container)
+        client = live_app(workload, container, model_root, grpc_port)  # no `with`: not loaded
+        assert not probe_passes(client, grpc_port, ready)
+        assert probe_passes(client, grpc_port, live)
         with client:  # loaded, then draining (what SIGTERM does before the server stops)
-            assert client.get(probes["readinessProbe"]["path"]).status_code == 200
+            assert probe_passes(client, grpc_port, ready)
             client.app.state.service.shutting_down = True  # type: ignore[attr-defined]
-            assert client.get(probes["readinessProbe"]["path"]).status_code == 503
-            assert client.get(probes["livenessProbe"]["path"]).status_code == 200
+            assert not probe_passes(client, grpc_port, ready)
+            assert probe_passes(client, grpc_port, live)
 
 
 @pytest.mark.parametrize(("path", "kind"), WORKLOADS)
 def test_probe_ports_are_the_port_the_app_listens_on(path: Path, kind: str) -> None:
+    """An HTTP probe asks PORT and a gRPC probe GRPC_PORT, through a declared container port."""
     for container in containers(only(path, kind)):
-        port = listening_port(container)
-        for probe_kind, get in http_probes(container):
-            resolved = container_port(container, get["port"])
-            assert resolved == port, f"{probe_kind} probes {resolved}, the app listens on {port}"
+        for probe_kind, probe in probes(container):
+            resolved, port = probe_port(container, probe), served_port(container, probe)
+            assert resolved == port, f"{probe_kind} probes {resolved}, the app answers on {port}"
 
 
 @pytest.mark.parametrize(("path", "kind"), WORKLOADS)
@@ -408,10 +487,16 @@ def test_service_targets_a_named_port_of_the_deployment() -> None:
     service = only(KUBERNETES / "service.yaml", "Service")
     assert service["spec"]["selector"].items() <= labels.items()
     (container,) = containers(workload)
-    for port in service["spec"]["ports"]:
+    ports = service["spec"]["ports"]
+    # A Service of several ports must name each, uniquely.
+    assert len({p["name"] for p in ports}) == len(ports)
+    targets = {}
+    for port in ports:
         target = port["targetPort"]
         assert isinstance(target, str), "target the port by name, so the number lives in one place"
-        assert container_port(container, target) == listening_port(container)
+        targets[port["name"]] = container_port(container, target)
+    # Each port the app listens on, and no other.
+    assert targets == {"http": listening_port(container), "grpc": grpc_listening_port(container)}
 
 
 def test_hpa_and_pdb_target_the_deployment() -> None:
@@ -465,17 +550,108 @@ def test_scrape_path_answers_on_a_live_app(path: Path, kind: str, model_root: Pa
             assert response.headers["content-type"].startswith("text/plain")
 
 
+# --- gRPC: the port, the probe, the image and compose -------------------------------------------
+
+
+def dockerfile_exposed() -> set[int]:
+    """The ports of every EXPOSE instruction (`8000`, `8000/tcp`)."""
+    return {
+        int(word.split("/")[0])
+        for line in dockerfile_text().splitlines()
+        if line.strip().upper().startswith("EXPOSE ")
+        for word in line.split()[1:]
+    }
+
+
+def compose_value(value: str) -> tuple[str | None, str]:
+    """(NAME, default) of a compose `${NAME:-default}`: what it is with NAME unset; a literal
+    is (None, itself)."""
+    match = re.fullmatch(r"\$\{(\w+):-([^}]*)\}", value)
+    return (match.group(1), match.group(2)) if match else (None, value)
+
+
+def test_deployment_probes_readiness_over_grpc_and_liveness_over_http() -> None:
+    """Readiness asks the gRPC health service of the whole server, so that a pod takes traffic
+    only once its models are loaded and its gRPC port answers; startup and liveness ask HTTP,
+    so that the probes cover both listeners between them."""
+    (container,) = containers(deployment())
+    handlers = {kind: next(iter(PROBE_HANDLERS & p.keys())) for kind, p in probes(container)}
+    assert handlers == {
+        "startupProbe": "httpGet",
+        "livenessProbe": "httpGet",
+        "readinessProbe": "grpc",
+    }
+    readiness = container["readinessProbe"]["grpc"]
+    assert readiness["port"] == container_port(container, "grpc") == GRPC_PORT
+    # "" (or none) is the whole server; `liveness` would pass before the models are loaded.
+    assert readiness.get("service", "") == ""
+    for kind in ("startupProbe", "livenessProbe"):
+        assert container_port(container, container[kind]["httpGet"]["port"]) == HTTP_PORT
+
+
+@pytest.mark.parametrize(("path", "kind"), WORKLOADS)
+def test_grpc_container_port_is_the_grpc_port_setting(path: Path, kind: str) -> None:
+    """One declared port, named as Kubernetes and KServe know a gRPC port, is where the app
+    listens for gRPC, the GRPC_PORT default; it is not the HTTP port."""
+    for container in containers(only(path, kind)):
+        named = [
+            p for p in container["ports"] if any(w in p.get("name", "") for w in KSERVE_GRPC_NAMES)
+        ]
+        assert [int(p["containerPort"]) for p in named] == [GRPC_PORT]
+        assert named[0].get("protocol", "TCP") == "TCP"
+        assert grpc_listening_port(container) == GRPC_PORT != listening_port(container)
+
+
+def test_service_exposes_grpc_as_plaintext_http2() -> None:
+    ports = {p["name"]: p for p in only(KUBERNETES / "service.yaml", "Service")["spec"]["ports"]}
+    assert ports["grpc"]["port"] == GRPC_PORT
+    assert ports["grpc"].get("appProtocol") == H2C
+    assert ports["http"].get("appProtocol") != H2C
+
+
+def test_dockerfile_sets_and_exposes_both_ports() -> None:
+    env = dockerfile_env()
+    assert int(env["GRPC_PORT"]) == GRPC_PORT
+    assert int(env["PORT"]) == HTTP_PORT
+    assert dockerfile_exposed() == {HTTP_PORT, GRPC_PORT}
+
+
+def test_compose_publishes_the_grpc_port() -> None:
+    api = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))["services"]["api"]
+    published = {}
+    for port in api["ports"]:
+        host, _, container = str(port).rpartition(":")
+        published[int(container.split("/")[0])] = host
+    assert published.keys() == {HTTP_PORT, GRPC_PORT}
+    host_variable, host_port = compose_value(published[GRPC_PORT])
+    assert int(host_port) == GRPC_PORT
+    # GRPC_PORT reaches the container, and by default names the port published for it.
+    _, grpc_port = compose_value(str(api["environment"]["GRPC_PORT"]))
+    assert int(grpc_port) == GRPC_PORT
+    # The host side has a variable of its own (as API_PORT is for HTTP's): moving the host
+    # port must not move the app's away from the container port published.
+    assert host_variable != "GRPC_PORT"
+
+
 # --- KServe --------------------------------------------------------------------------------------
 
 
-def test_serving_runtime_speaks_v2_on_8080() -> None:
+def test_serving_runtime_speaks_v2_on_8080_and_grpc_v2_on_8081() -> None:
     runtime = serving_runtime()
-    assert "v2" in runtime["spec"]["protocolVersions"]
+    assert {"v2", "grpc-v2"} <= set(runtime["spec"]["protocolVersions"])
     (container,) = containers(runtime)
     assert container["name"] == "kserve-container"
-    assert [p["containerPort"] for p in container["ports"]] == [8080]
+    ports = container["ports"]
+    # KServe's predictor Service sends port 80 to the first port, so REST comes first; it
+    # names its Service ports after these, and a Service of several ports needs names.
+    assert [p["containerPort"] for p in ports] == [8080, 8081]
+    assert all(p.get("name") for p in ports) and len({p["name"] for p in ports}) == len(ports)
     assert literal_env(container)["PORT"] == "8080"
     assert listening_port(container) == 8080
+    # gRPC is the one port whose name KServe takes for gRPC (appProtocol h2c, gRPC routes).
+    grpc_ports = [p for p in ports if any(word in p["name"] for word in KSERVE_GRPC_NAMES)]
+    assert [p["containerPort"] for p in grpc_ports] == [grpc_listening_port(container)]
+    assert grpc_listening_port(container) == GRPC_PORT
 
 
 def test_inference_service_uses_the_runtime_and_its_model_format() -> None:

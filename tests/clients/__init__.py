@@ -1,0 +1,1 @@
+"""Real third-party clients, run in a virtualenv of their own (scripts/setup.sh dev makes it)."""
