@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 project="tabserve-check-$$"
 port="${API_PORT:-18000}"
+grpc_port="${API_GRPC_PORT:-18081}"
 work=$(mktemp -d)
 git ls-files -z | xargs -0 cp --parents -t "$work"
 cleanup() {
@@ -22,7 +23,7 @@ for image in tabserve:serve tabserve:full; do
 done
 
 started=$(date +%s)
-API_PORT="$port" docker compose -p "$project" up -d
+API_PORT="$port" API_GRPC_PORT="$grpc_port" docker compose -p "$project" up -d
 for _ in $(seq 1 120); do
   status=$(docker inspect --format '{{.State.Health.Status}}' "$(docker compose -p "$project" ps -q api)" 2>/dev/null || true)
   [ "$status" = healthy ] && break
@@ -43,6 +44,26 @@ docker compose -p "$project" exec -T api python -c "import importlib.util as u; 
 curl -fsS "http://127.0.0.1:$port/readyz"
 echo
 curl -fsS "http://127.0.0.1:$port/metrics" | grep '^tabserve_model_info'
+# gRPC in the container: grpc.health.v1 (what a Kubernetes gRPC probe asks) and a v2 ModelInfer.
+docker compose -p "$project" exec -T api python - <<'PY'
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from app.grpc.protos import oip_v2_pb2 as pb
+
+with grpc.insecure_channel("127.0.0.1:8081") as channel:
+    health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+    print("grpc health:", health_pb2.HealthCheckResponse.ServingStatus.Name(health.status))
+    request = pb.ModelInferRequest(model_name="default")
+    tensor = request.inputs.add(name="rows", datatype="FP64", shape=[1, 10])
+    tensor.contents.fp64_contents.extend([0.038, 0.051, 0.062, 0.022, -0.044, -0.035, -0.043, -0.003, 0.02, 0.0])
+    infer = channel.unary_unary(
+        "/inference.GRPCInferenceService/ModelInfer",
+        request_serializer=pb.ModelInferRequest.SerializeToString,
+        response_deserializer=pb.ModelInferResponse.FromString,
+    )
+    print("grpc ModelInfer:", list(infer(request, timeout=5).outputs[0].contents.fp64_contents))
+PY
 # The pages, with their assets from the image itself.
 curl -fsS "http://127.0.0.1:$port/" | grep -o '<span id="model-name">[^<]*</span>'
 curl -fsS -o /dev/null -w 'docs asset: %{http_code} %{size_download} bytes\n' \

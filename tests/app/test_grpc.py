@@ -320,8 +320,9 @@ def test_tf_predict_classifier_with_text_numbers_and_output_filter(
     assert error.details() == "unknown output_filter: logits; outputs: label, probabilities"
 
 
-def example(cells: dict[str, Any]) -> tfs.Example:
-    out = tfs.Example()
+def example(cells: dict[str, Any], out: Any = None) -> Any:
+    """`cells` as a tf.Example: ours, or `out`, another Example (tensorflow-serving-api's)."""
+    out = tfs.Example() if out is None else out
     for name, value in cells.items():
         feature = out.features.feature[name]
         if isinstance(value, str):

@@ -21,7 +21,7 @@ import pytest
 from google.protobuf import descriptor, descriptor_pool
 
 from app.grpc.protos import oip_v2_pb2, tf_serving_pb2
-from tests.app.test_grpc import FEATURES, LABEL_ROWS, MATRIX, matrix_rows, rest
+from tests.app.test_grpc import FEATURES, LABEL_ROWS, MATRIX, example, matrix_rows, rest
 from tests.helpers.grpc_service import Served, grpc_service
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -140,26 +140,18 @@ def test_tensorflow_serving_api_regress_and_classify(served: Served, model_root:
     expected = rest(model_root, rows)["predictions"]
     regress = regression_pb2.RegressionRequest()
     regress.model_spec.name = "diabetes"
-    for row in rows:
-        example = regress.input.example_list.examples.add()
-        for name, value in row.items():
-            if value is not None:
-                example.features.feature[name].float_list.value.append(value)
+    for row in rows:  # the missing cells left out of their Example
+        example(
+            {k: v for k, v in row.items() if v is not None},
+            regress.input.example_list.examples.add(),
+        )
     values = [r.value for r in stub.Regress(regress, timeout=30).result.regressions]
     np.testing.assert_allclose(values, expected, rtol=1e-6)  # float32 in the protocol
 
     classify = classification_pb2.ClassificationRequest()
     classify.model_spec.name = "labels"
     for row in LABEL_ROWS:
-        example = classify.input.example_list.examples.add()
-        for name, value in row.items():
-            feature = example.features.feature[name]
-            if isinstance(value, str):
-                feature.bytes_list.value.append(value.encode())
-            elif isinstance(value, int):
-                feature.int64_list.value.append(value)
-            elif value is not None:
-                feature.float_list.value.append(value)
+        example(row, classify.input.example_list.examples.add())
     labels = rest(model_root, LABEL_ROWS, "labels")
     result = stub.Classify(classify, timeout=30).result
     for got, want in zip(result.classifications, labels["probabilities"], strict=True):
