@@ -56,11 +56,20 @@ class ServiceMiddleware:
         self.max_body_bytes = max_body_bytes
         self.timeout = timeout
         self.access_log = AccessLog()
+        self.endpoints: dict[tuple[str, str], ASGIApp] = {}
+        """Plain ASGI endpoints by (method, path), answered here instead of by `app`: the
+        service's `ServiceApp` sends their requests straight to this layer (see there)."""
         self._flights: dict[int, _Flight] = {}
         self._sweeping: asyncio.AbstractEventLoop | None = None
         # Late requests are found within a tenth of the timeout (at most a second) of it.
         self._tick = min(1.0, timeout / 10)
         metrics.in_flight.set_function(lambda: len(self._flights))
+
+    def installed(self, app: ASGIApp) -> ASGIApp:
+        """This instance, in the place of a middleware class in Starlette's stack: the stack
+        is built on the app's first request, and `app` is what it puts below."""
+        self.app = app
+        return self
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -90,7 +99,8 @@ class ServiceMiddleware:
                 raise self._too_large()
             if chunked:
                 receive = await self._buffer_body(receive)
-            await self.app(scope, receive, send_with_id)
+            endpoint = self.endpoints.get((scope["method"], scope["path"]), self.app)
+            await endpoint(scope, receive, send_with_id)
         except asyncio.CancelledError:
             if not flight.timed_out:
                 raise  # the client or the server went away: not ours to answer
@@ -101,7 +111,8 @@ class ServiceMiddleware:
             await self._send_error(timed_out, scope, send_with_id)
         except Exception as exc:
             # Errors a route raises are rendered by the app's handler; what reaches here was
-            # raised before routing (keys, limits) or escaped every handler (a bug, logged).
+            # raised before routing (keys, limits), by one of `endpoints`, or escaped every
+            # handler (a bug, logged): rendered alike, by the one error path.
             if status != 0:
                 raise
             await self._send_error(as_service_error(exc), scope, send_with_id)
