@@ -42,9 +42,9 @@ import numpy as np
 import psutil
 
 from benchmarks.machine import describe_machine
-from benchmarks.options import add_run_files, positive_int, run_files
+from benchmarks.options import CannotRun, add_run_files, positive_int
 from benchmarks.process import stop_on_signals
-from benchmarks.report import finish_record
+from benchmarks.report import recorded_run
 from benchmarks.streaming import tree_rss
 
 logger = logging.getLogger("benchmarks.engines")
@@ -70,10 +70,6 @@ STOP_GRACE_S = 10.0
 TAIL_LINES = 20
 STARTUP = re.compile(r"engine start-up: ([\d.]+) s")
 SCORED = re.compile(r"scored ([\d,]+) rows .* in ([\d.]+) s")
-
-
-class CannotRun(RuntimeError):
-    """The measurement could not be taken (exit status 2)."""
 
 
 @dataclass(frozen=True)
@@ -461,15 +457,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": describe_machine(REPO),
         "limits": {"timeout_s": args.timeout, "target_ratio": TARGET_RATIO},
     }
-    try:
-        with run_files(args, "tabserve-engines-") as work:
-            status = run(args, work, record)
-    except CannotRun as exc:
-        logger.critical("could not run the engines benchmark: %s", exc)
-        record["error"] = str(exc)
-        status = 2
-    return finish_record(
-        record, args.results, started=started, clock=clock, status=status, prefix="engines"
+    return recorded_run(
+        args,
+        record,
+        lambda work: run(args, work, record),
+        title="engines benchmark",
+        prefix="engines",
+        started=started,
+        clock=clock,
     )
 
 

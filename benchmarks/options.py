@@ -15,6 +15,10 @@ REPO = Path(__file__).resolve().parents[1]
 logger = logging.getLogger(__name__)
 
 
+class CannotRun(RuntimeError):
+    """The measurement could not be taken (exit status 2)."""
+
+
 def positive_int(text: str) -> int:
     """A count of at least 1; `1,000,000` and `1_000_000` are read as written."""
     value = int(text.replace(",", "").replace("_", ""))

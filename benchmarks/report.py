@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import math
 import os
 import shutil
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from benchmarks.catalog import SERVICES
+from benchmarks.options import CannotRun, run_files
 from benchmarks.summary import Target
 
 
@@ -254,6 +257,30 @@ def write_json(
     latest = directory / latest_name
     shutil.copyfile(stamped, latest)
     return [latest, stamped]
+
+
+def recorded_run(
+    args: argparse.Namespace,
+    record: dict[str, Any],
+    body: Callable[[Path], int],
+    *,
+    title: str,
+    prefix: str,
+    started: datetime,
+    clock: float,
+) -> int:
+    """`body(work)` in the run's files (`run_files`) for its exit status, or 2 when it cannot
+    run (`CannotRun`, logged and recorded); then `finish_record`."""
+    try:
+        with run_files(args, f"tabserve-{prefix}-") as work:
+            status = body(work)
+    except CannotRun as exc:
+        logging.getLogger(f"benchmarks.{prefix}").critical("could not run the %s: %s", title, exc)
+        record["error"] = str(exc)
+        status = 2
+    return finish_record(
+        record, args.results, started=started, clock=clock, status=status, prefix=prefix
+    )
 
 
 def finish_record(

@@ -45,13 +45,12 @@ from typing import Any, Literal
 import numpy as np
 
 from benchmarks.machine import describe_machine
-from benchmarks.options import add_run_files, positive_int, run_files
+from benchmarks.options import CannotRun, add_run_files, positive_int
 from benchmarks.process import stop_on_signals
-from benchmarks.report import finish_record
+from benchmarks.report import recorded_run
 from benchmarks.training import (
     MB,
     METADATA_FILE,
-    CannotRun,
     extra_versions,
     measure,
     render_columns,
@@ -641,15 +640,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": {**describe_machine(REPO), "more_packages": extra_versions()},
         "limits": {"timeout_s": args.timeout},
     }
-    try:
-        with run_files(args, "tabserve-retrain-") as work:
-            status = run(args, extra, work, record)
-    except CannotRun as exc:
-        logger.critical("could not run the retraining benchmark: %s", exc)
-        record["error"] = str(exc)
-        status = 2
-    return finish_record(
-        record, args.results, started=started, clock=clock, status=status, prefix="retrain"
+    return recorded_run(
+        args,
+        record,
+        lambda work: run(args, extra, work, record),
+        title="retraining benchmark",
+        prefix="retrain",
+        started=started,
+        clock=clock,
     )
 
 

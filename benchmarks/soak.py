@@ -26,7 +26,7 @@ from benchmarks.bundle import TrainingFailed, describe, train_bundle
 from benchmarks.catalog import service_spec
 from benchmarks.machine import describe_machine
 from benchmarks.measure import check_answers, readyz_body
-from benchmarks.options import positive_int
+from benchmarks.options import CannotRun, positive_int
 from benchmarks.process import (
     HOST,
     Pinning,
@@ -54,10 +54,6 @@ REQUEST_TIMEOUT_S = 10
 long, and a request stuck for most of it must not pass as merely slow."""
 WRK_GRACE_S = 60
 """How much longer than its window wrk may take before it is killed and the run fails."""
-
-
-class CannotRun(RuntimeError):
-    """The soak could not be measured at all (exit status 2)."""
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

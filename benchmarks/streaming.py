@@ -34,7 +34,7 @@ import numpy as np
 import psutil
 
 from benchmarks.machine import describe_machine
-from benchmarks.options import add_run_files, positive_int, run_files
+from benchmarks.options import CannotRun, add_run_files, positive_int, run_files
 from benchmarks.process import stop_on_signals
 from benchmarks.report import finish_record
 
@@ -82,10 +82,6 @@ END_TO_END = "end-to-end rows/s (all passes)"
 """Rows generated over the wall time of the whole training run."""
 TRAINING_PASS = re.compile(r"epoch|train|fit", re.IGNORECASE)
 """A rate in a message with these words is the training pass's."""
-
-
-class CannotRun(RuntimeError):
-    """The measurement could not be taken (exit status 2)."""
 
 
 def _positive_float(text: str) -> float:

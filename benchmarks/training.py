@@ -42,9 +42,9 @@ import numpy as np
 import psutil
 
 from benchmarks.machine import describe_machine
-from benchmarks.options import add_run_files, positive_int, run_files
+from benchmarks.options import CannotRun, add_run_files, positive_int
 from benchmarks.process import stop_on_signals
-from benchmarks.report import finish_record
+from benchmarks.report import recorded_run
 from benchmarks.streaming import logged_rate, tree_rss
 
 logger = logging.getLogger("benchmarks.training")
@@ -128,10 +128,6 @@ KERAS_SETTINGS: dict[str, dict[str, float | int]] = {
     "keras-batch1024": {"batch_size": 1024, "learning_rate": 3e-3, "steps_per_execution": 16},
 }
 KERAS_EPOCHS = 2
-
-
-class CannotRun(RuntimeError):
-    """The measurement could not be taken (exit status 2)."""
 
 
 def _contenders(text: str) -> list[str]:
@@ -1032,15 +1028,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": {**describe_machine(REPO), "more_packages": extra_versions()},
         "limits": {"poll_s": POLL_S, "timeout_s": args.timeout, "chunk_rows": CHUNK_ROWS},
     }
-    try:
-        with run_files(args, "tabserve-training-") as work:
-            status = run(args, extra, work, record)
-    except CannotRun as exc:
-        logger.critical("could not run the training benchmark: %s", exc)
-        record["error"] = str(exc)
-        status = 2
-    return finish_record(
-        record, args.results, started=started, clock=clock, status=status, prefix="training"
+    return recorded_run(
+        args,
+        record,
+        lambda work: run(args, extra, work, record),
+        title="training benchmark",
+        prefix="training",
+        started=started,
+        clock=clock,
     )
 
 

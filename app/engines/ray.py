@@ -50,6 +50,7 @@ import ray.data
 from ray.data.context import DataContext
 from ray.util.annotations import RayDeprecationWarning
 
+from app.engines import log_to_stderr
 from app.scoring import ScoreError, Scorer
 
 logger = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ class _Scoring:
 def score(scorer: Scorer, source: str, target: Path, options: argparse.Namespace) -> int:
     """Score every row of `source` into the directory `target`; the number of rows."""
     del options  # no option of its own
-    _log_to_stderr()
+    log_to_stderr(logger)
     paths = _inputs(source)
     parquet = _is_parquet(paths[0])
     names = _parquet_columns(paths[0]) if parquet else _csv_header(paths)
@@ -269,39 +270,34 @@ def _job_settings() -> Iterator[Callable[[], float | None]]:
     function answering when the job's actors were all up (a `perf_counter`), or None."""
     context = DataContext.get_current()
     data_logger = logging.getLogger("ray.data")
-    saved = (
-        context.use_datasource_v2,
-        context.enable_progress_bars,
-        context.print_on_execution_start,
-        context.raise_original_map_exception,
-        context.execution_options.preserve_order,
-        context.custom_execution_callback_classes,
-        data_logger.level,
-    )
-    # Ray 2.60's new Parquet reader starts a pool of actors to read the files' footers: five
-    # more processes to start before the first row, seconds on a small machine.
-    context.use_datasource_v2 = False
-    context.enable_progress_bars = sys.stderr.isatty()
-    context.print_on_execution_start = False
-    context.raise_original_map_exception = True
+    wanted = {
+        # Ray 2.60's new Parquet reader starts a pool of actors to read the files' footers:
+        # five more processes to start before the first row, seconds on a small machine.
+        "use_datasource_v2": False,
+        "enable_progress_bars": sys.stderr.isatty(),
+        "print_on_execution_start": False,
+        "raise_original_map_exception": True,
+    }
+    saved = {name: getattr(context, name) for name in wanted}
+    saved_order = context.execution_options.preserve_order
+    saved_callbacks = context.custom_execution_callback_classes
+    saved_level = data_logger.level
+    for name, value in wanted.items():
+        setattr(context, name, value)
     context.execution_options.preserve_order = True
     data_logger.setLevel(logging.CRITICAL)
     ready_at: list[float] = []
     callback = _actors_ready_callback(ready_at)
     if callback is not None:
-        context.custom_execution_callback_classes = [*saved[5], callback]
+        context.custom_execution_callback_classes = [*saved_callbacks, callback]
     try:
         yield lambda: ready_at[0] if ready_at else None
     finally:
-        (
-            context.use_datasource_v2,
-            context.enable_progress_bars,
-            context.print_on_execution_start,
-            context.raise_original_map_exception,
-            context.execution_options.preserve_order,
-            context.custom_execution_callback_classes,
-        ) = saved[:6]
-        data_logger.setLevel(saved[6])
+        for name, value in saved.items():
+            setattr(context, name, value)
+        context.execution_options.preserve_order = saved_order
+        context.custom_execution_callback_classes = saved_callbacks
+        data_logger.setLevel(saved_level)
 
 
 def _actors_ready_callback(ready_at: list[float]) -> type | None:
@@ -396,12 +392,3 @@ def _bad_csv_row(path: str, id_column: str | None) -> ScoreError | None:
     else:
         where = f"{path}, line {row.number}"
     return ScoreError(f"{where} has {row.actual_columns} cells, the header {row.expected_columns}")
-
-
-def _log_to_stderr() -> None:
-    """The start-up line on stderr when nothing has configured logging (the command)."""
-    if not logging.getLogger().handlers and not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)

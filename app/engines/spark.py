@@ -60,6 +60,7 @@ from pyspark.sql.types import (
     StructType,
 )
 
+from app.engines import log_to_stderr
 from app.scoring import ScoreError, Scorer
 
 logger = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ def output_schema(scorer: Scorer, input_schema: StructType) -> StructType:
 
 def score(scorer: Scorer, source: str, target: Path, options: argparse.Namespace) -> int:
     """Score every row of `source` into the directory `target`; the number of rows."""
-    _log_to_stderr()
+    log_to_stderr(logger)
     output = _uri(target)
     _check_target(output)
     parquet_in = _is_parquet_input(source)
@@ -295,15 +296,6 @@ def _quiet_pandas_warning() -> Iterator[None]:
             "ignore", "PySpark does not yet fully support pandas", category=FutureWarning
         )
         yield
-
-
-def _log_to_stderr() -> None:
-    """The start-up line on stderr when nothing has configured logging (the command)."""
-    if not logging.getLogger().handlers and not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
 
 
 def _is_parquet_input(source: str) -> bool:

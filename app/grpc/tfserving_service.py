@@ -15,7 +15,7 @@ import grpc
 import numpy as np
 
 from app.bundle import Decoded, NumericFeature
-from app.errors import BadRequest, InvalidInput, NotFound, shown
+from app.errors import BadRequest, NotFound, shown
 from app.grpc.calls import Calls
 from app.grpc.protos import tf_serving_pb2 as pb
 from app.grpc.tensors import (
@@ -29,7 +29,7 @@ from app.grpc.tensors import (
 )
 from app.http.codecs import tfserving
 from app.http.codecs.tfserving import ExamplesBody, PredictBody
-from app.http.responses import as_bad_request
+from app.http.responses import protocol_errors
 from app.model.state import ServedModel, ServiceState
 
 PREDICTION_SERVICE = "tensorflow.serving.PredictionService"
@@ -237,9 +237,7 @@ def _numeric(served: ServedModel) -> set[str]:
 async def _predict(served: ServedModel, rows: list[Any] | np.ndarray, key: str) -> Decoded:
     """Rows, or a number matrix in feature order; a value the model cannot take is the
     protocol's INVALID_ARGUMENT, named after the request's field."""
-    try:
+    with protocol_errors(key):
         if isinstance(rows, np.ndarray):
             return await served.inference.predict_matrix(rows)
         return await served.inference.predict_rows(rows)
-    except InvalidInput as exc:  # a value the model cannot take: the protocol's 400
-        raise as_bad_request(exc, key) from None

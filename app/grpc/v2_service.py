@@ -11,13 +11,13 @@ from typing import Any
 
 import grpc
 
-from app.errors import InvalidInput, NotFound, ServiceError, shown
+from app.errors import NotFound, ServiceError, shown
 from app.grpc.calls import Calls
 from app.grpc.protos import oip_v2_pb2 as pb
 from app.grpc.tensors import v2_inputs, v2_matrix, v2_outputs, v2_raw_outputs
 from app.http.codecs import v2
 from app.http.codecs.v2 import RequestedOutput
-from app.http.responses import as_bad_request
+from app.http.responses import protocol_errors
 from app.model.state import ServedModel, ServiceState
 
 SERVICE = "inference.GRPCInferenceService"
@@ -60,13 +60,11 @@ class InferenceService:
     async def model_infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
         served = self._served(request.model_name, request.model_version)
         matrix = v2_matrix(request, served.predictor.features)
-        try:
+        with protocol_errors():
             if matrix is not None:
                 decoded = await served.inference.predict_matrix(matrix)
             else:
                 decoded = await served.inference.predict_rows(v2.rows(served, v2_inputs(request)))
-        except InvalidInput as exc:  # a value the model cannot take: the protocol's 400
-            raise as_bad_request(exc) from None
         tensors = v2.output_tensors(decoded)
         requested = [RequestedOutput.model_construct(name=o.name) for o in request.outputs]
         names = v2.wanted_outputs(requested or None, tensors)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
 from fastapi import Response
 
-from app.errors import BadRequest, ServiceError
+from app.errors import BadRequest, InvalidInput, ServiceError
 
 
 def json_response(body: dict[str, Any]) -> Response:
@@ -25,3 +27,13 @@ def as_bad_request(error: ServiceError, key: str = "instances") -> BadRequest:
         error.message.replace("instances", key, 1),
         [{**d, "loc": str(d.get("loc", "")).replace("instances", key, 1)} for d in error.details],
     )
+
+
+@contextmanager
+def protocol_errors(key: str = "instances") -> Iterator[None]:
+    """Around a TF Serving or v2 prediction: a value the model cannot take (InvalidInput, 422
+    on /predict) is these protocols' 400 / INVALID_ARGUMENT, named after `key`."""
+    try:
+        yield
+    except InvalidInput as exc:
+        raise as_bad_request(exc, key) from None

@@ -12,21 +12,17 @@ answers for all of them, whichever worker takes it:
   shadow differences, process and garbage-collector figures) each worker publishes as a
   snapshot file every PUBLISH_SECONDS; the worker answering a scrape combines its own, read
   then, with the snapshots of the others running, by `COMBINE`: added up, the highest or the
-  lowest; the process figures per worker, labelled `pid`, with the supervisor's;
+  lowest; the process figures per worker, labelled `pid`, with the supervisor's (all in
+  app/ops/worker_metrics.py);
 - the live cost is every worker's CPU-seconds over every worker's rows (app/ops/live_cost.py).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import threading
-import time
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -37,17 +33,26 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from app.model.drift import STATUS_LEVEL, DriftMonitor
+from app.model.drift import DriftMonitor
 from app.model.predictor import Predictor
 from app.model.shadow import Shadow, ShadowHooks
 from app.ops import workers
-from app.ops.live_cost import LiveCost, LiveCostFigures, pooled
+from app.ops.live_cost import LiveCost
+from app.ops.metric_collectors import DriftCollector, LiveCostCollector, ShadowCollector
+from app.ops.worker_metrics import (
+    IN_FLIGHT,
+    IN_FLIGHT_HELP,
+    MODEL_INFO,
+    MODEL_INFO_HELP,
+    FunctionGauge,
+    ServedCollector,
+    Snapshots,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -63,40 +68,6 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 # `*_created` series double the exposition and no dashboard here reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
-PUBLISH_SECONDS = 1.0
-"""How often a worker publishes the figures it computes itself, with several workers."""
-
-
-def _highest(_: dict[str, str], values: list[float]) -> float:
-    return max(values)
-
-
-def _total(_: dict[str, str], values: list[float]) -> float:
-    return sum(values)
-
-
-def _worst_difference(labels: dict[str, str], values: list[float]) -> float:
-    return min(values) if labels.get("statistic") == "agreement" else max(values)
-
-
-COMBINE: dict[str, Callable[[dict[str, str], list[float]], float]] = {
-    # Requests being answered now: by all the workers (each as of its last snapshot).
-    "tabserve_http_requests_in_flight": _total,
-    # A version is served when any worker serves it: both, while workers swap one in.
-    "tabserve_model_info": _highest,
-    # Rows in the workers' drift windows together.
-    "tabserve_drift_window_rows": _total,
-    # Each worker's window is a sample of the traffic: the worst one counts (status 2 from any
-    # worker alerts), as the dashboard and the alert rules take the worst of the replicas.
-    "tabserve_feature_drift": _highest,
-    "tabserve_output_drift": _highest,
-    # The furthest a worker's shadow is from its served version: the highest difference, the
-    # lowest agreement.
-    "tabserve_shadow_difference": _worst_difference,
-}
-"""How the workers' snapshots of each figure are combined; any other (process_*, python_gc_*)
-is given per worker, labelled `pid`."""
-
 
 class Metrics:
     """Every metric the service exports, named `tabserve_*`."""
@@ -109,7 +80,7 @@ class Metrics:
         # the port, published for whichever worker answers the scrape.
         self._own = own = registry if not shared else CollectorRegistry(auto_describe=False)
         if not shared:
-            registry.register(_LiveCostCollector(self.live_cost))
+            registry.register(LiveCostCollector(self.live_cost))
         ProcessCollector(registry=own)
         if not shared:
             PlatformCollector(registry=registry)
@@ -128,11 +99,11 @@ class Metrics:
             registry=registry,
         )
         # The middleware sets a function that counts them when scraped.
-        self.in_flight: Gauge | _FunctionGauge
+        self.in_flight: Gauge | FunctionGauge
         if not shared:
             self.in_flight = Gauge(IN_FLIGHT, IN_FLIGHT_HELP, registry=registry)
         else:
-            self.in_flight = _FunctionGauge(IN_FLIGHT, IN_FLIGHT_HELP)
+            self.in_flight = FunctionGauge(IN_FLIGHT, IN_FLIGHT_HELP)
             own.register(self.in_flight)
         self.rows = Counter(
             "tabserve_rows_predicted",
@@ -161,7 +132,7 @@ class Metrics:
                 MODEL_INFO, MODEL_INFO_HELP, ("model", "version", "runtime"), registry=registry
             )
         else:
-            own.register(_ServedCollector(self._served))
+            own.register(ServedCollector(self._served))
         self.payload_dropped = Counter(
             "tabserve_payload_log_dropped",
             "Payload log entries dropped: the queue was full (PAYLOAD_LOG_QUEUE_ROWS) or the sink "
@@ -256,7 +227,7 @@ class Metrics:
 
     def watch_drift(self, monitors: Callable[[], Iterable[tuple[str, DriftMonitor]]]) -> None:
         """Export the drift of the monitors `monitors` lists (model name, monitor) at scrape."""
-        self._own.register(_DriftCollector(monitors))
+        self._own.register(DriftCollector(monitors))
 
     def shadow_hooks(self, model: str, shadow_version: int) -> ShadowHooks:
         """The counters a shadow of `model` feeds; their series exist from the start, at 0."""
@@ -266,7 +237,7 @@ class Metrics:
 
     def watch_shadows(self, shadows: Callable[[], Iterable[Shadow]]) -> None:
         """Export how far the shadows `shadows` lists are from the served versions, at scrape."""
-        self._own.register(_ShadowCollector(shadows))
+        self._own.register(ShadowCollector(shadows))
 
     def exposition(self) -> bytes:
         return generate_latest(self._exposed)
@@ -274,299 +245,12 @@ class Metrics:
     def _share(self, directory: Path) -> CollectorRegistry:
         """Workers share the port: publish this process's own figures, pool the live cost,
         and answer scrapes for every worker."""
-        snapshots = _Snapshots(directory, self._own, self.live_cost)
+        snapshots = Snapshots(directory, self._own, self.live_cost)
         self.live_cost.pool = snapshots.pooled_cost
         exposed = CollectorRegistry(auto_describe=False)
         MultiProcessCollector(exposed, path=str(directory))  # type: ignore[no-untyped-call]
         exposed.register(snapshots)
-        exposed.register(_LiveCostCollector(self.live_cost))
+        exposed.register(LiveCostCollector(self.live_cost))
         PlatformCollector(registry=exposed)
         snapshots.start()
         return exposed
-
-
-IN_FLIGHT = "tabserve_http_requests_in_flight"
-IN_FLIGHT_HELP = "HTTP requests being answered now."
-MODEL_INFO = "tabserve_model_info"
-MODEL_INFO_HELP = "1 for each model version being served, with its runtime."
-
-
-class _FunctionGauge:
-    """An unlabelled gauge whose value a function gives when read (Gauge.set_function, for a
-    process publishing its figures to other workers)."""
-
-    def __init__(self, name: str, documentation: str) -> None:
-        self.name, self.documentation = name, documentation
-        self._read: Callable[[], float] = lambda: 0.0
-
-    def set_function(self, f: Callable[[], float]) -> None:
-        self._read = f
-
-    def describe(self) -> list[Metric]:
-        return []
-
-    def collect(self) -> list[Metric]:
-        return [GaugeMetricFamily(self.name, self.documentation, value=self._read())]
-
-
-class _ServedCollector:
-    """The model versions this process serves, as `tabserve_model_info` (with workers)."""
-
-    def __init__(self, served: dict[str, tuple[str, str, str]]) -> None:
-        self.served = served
-
-    def describe(self) -> list[Metric]:
-        return []
-
-    def collect(self) -> list[Metric]:
-        info = GaugeMetricFamily(
-            MODEL_INFO, MODEL_INFO_HELP, labels=("model", "version", "runtime")
-        )
-        for labels in list(self.served.values()):
-            info.add_metric(labels, 1)
-        return [info]
-
-
-_Series = tuple[str, str, tuple[tuple[str, str], ...]]
-"""A figure to combine: family, sample name and labels."""
-
-
-class _Snapshots:
-    """Every worker's own figures: this one's published to a file, all read at scrape.
-
-    A thread publishes this process's every PUBLISH_SECONDS; a scrape reads them fresh and
-    the other workers' from their files, so they are its own as of now and the others' as of
-    at most PUBLISH_SECONDS ago. A file is replaced whole (written aside, then renamed): a
-    reader never sees half of one. The supervisor removes an exited worker's.
-    """
-
-    def __init__(self, directory: Path, own: CollectorRegistry, live_cost: LiveCost) -> None:
-        self.directory = directory
-        self.own = own
-        self.live_cost = live_cost
-        self.pid = os.getpid()
-        self.path = workers.snapshot_path(directory, self.pid)
-        supervisor = workers.supervisor_pid()
-        self.supervisor = None
-        if supervisor is not None:
-            self.supervisor = (
-                str(supervisor),
-                ProcessCollector(registry=None, pid=lambda: str(supervisor)),
-            )
-        self._writing = threading.Lock()
-        self._failed = False
-
-    def start(self) -> None:
-        self.publish()
-        threading.Thread(
-            target=self._publish_forever, name="metrics-publisher", daemon=True
-        ).start()
-
-    def publish(self) -> None:
-        snapshot = {
-            "pid": self.pid,
-            "families": self._families(),
-            "live_cost": self.live_cost.own_figures().model_dump(),
-        }
-        data = json.dumps(snapshot).encode()
-        with self._writing:
-            aside = self.path.with_name(f".{self.path.name}.partial")
-            aside.write_bytes(data)
-            aside.replace(self.path)
-
-    def _families(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "name": family.name,
-                "documentation": family.documentation,
-                "type": family.type,
-                "samples": [[s.name, s.labels, s.value] for s in family.samples],
-            }
-            for family in self.own.collect()
-        ]
-
-    def read(self) -> list[dict[str, Any]]:
-        """The other running workers' latest snapshots."""
-        found = []
-        for path in workers.snapshots(self.directory):
-            if path == self.path:
-                continue
-            try:
-                found.append(json.loads(path.read_bytes()))
-            except FileNotFoundError:
-                continue  # its worker exited since the listing
-        return found
-
-    def pooled_cost(self, own: LiveCostFigures) -> LiveCostFigures:
-        """This process's live cost figures together with the other workers' latest."""
-        others = [LiveCostFigures.model_validate(s["live_cost"]) for s in self.read()]
-        return pooled([own, *others], self.live_cost.cost_per_cpu_hour)
-
-    def describe(self) -> list[Metric]:
-        return []
-
-    def collect(self) -> list[Metric]:
-        """This process's figures as of now (not published: the scrape itself would linger in
-        them as a request in flight) with the other workers' latest."""
-        mine = {"pid": self.pid, "families": self._families()}
-        families: dict[str, Metric] = {}
-        combined: dict[_Series, list[float]] = defaultdict(list)
-        for snapshot in sorted([mine, *self.read()], key=lambda s: int(s["pid"])):
-            pid = str(snapshot["pid"])
-            for family in snapshot["families"]:
-                name = family["name"]
-                if name not in families:
-                    families[name] = Metric(name, family["documentation"], family["type"])
-                for sample, labels, value in family["samples"]:
-                    if name in COMBINE:
-                        combined[name, sample, tuple(sorted(labels.items()))].append(value)
-                    else:
-                        families[name].add_sample(sample, {**labels, "pid": pid}, value)
-        for (name, sample, labels), values in combined.items():
-            families[name].add_sample(sample, dict(labels), COMBINE[name](dict(labels), values))
-        if self.supervisor is not None:
-            self._add_supervisor(families, *self.supervisor)
-        return list(families.values())
-
-    def _add_supervisor(
-        self, families: dict[str, Metric], pid: str, collector: ProcessCollector
-    ) -> None:
-        """The supervisor's process figures (memory, CPU) beside its workers'."""
-        for family in collector.collect():
-            into = families.setdefault(
-                family.name, Metric(family.name, family.documentation, family.type)
-            )
-            for sample in family.samples:
-                into.add_sample(sample.name, {**sample.labels, "pid": pid}, sample.value)
-
-    def _publish_forever(self) -> None:
-        while True:
-            time.sleep(PUBLISH_SECONDS)
-            try:
-                self.publish()
-            except Exception:
-                if not self._failed:  # once: it would repeat every second
-                    self._failed = True
-                    logger.exception("cannot publish this worker's figures to the others")
-
-
-class _LiveCostCollector:
-    """The live cost as gauges, all from one reading per scrape."""
-
-    def __init__(self, live_cost: LiveCost) -> None:
-        self.live_cost = live_cost
-
-    def describe(self) -> list[Metric]:
-        return []  # figures change by scrape: nothing to check at registration
-
-    def collect(self) -> list[Metric]:
-        f = self.live_cost.figures()
-        gauges = (
-            (
-                "tabserve_cost_window_seconds",
-                "Seconds the live cost figures cover (the newest span of about "
-                "COST_WINDOW_SECONDS).",
-                f.window_seconds,
-            ),
-            (
-                "tabserve_cost_window_predictions",
-                "Rows predicted in that span, all models.",
-                f.predictions,
-            ),
-            (
-                "tabserve_cpu_seconds_per_1000_predictions",
-                "CPU-seconds of the process (every thread: HTTP, parsing, batching, the model) "
-                "per 1,000 rows predicted, over the live cost window.",
-                f.cpu_seconds_per_1000_predictions,
-            ),
-            (
-                "tabserve_cost_per_cpu_hour",
-                "COST_PER_CPU_HOUR: the price of a CPU-hour the operator gave.",
-                f.cost_per_cpu_hour,
-            ),
-            (
-                "tabserve_cost_per_million_predictions",
-                "A million predictions at COST_PER_CPU_HOUR, over the live cost window.",
-                f.cost_per_million_predictions,
-            ),
-        )
-        # Without predictions in the window (or a price) a figure is absent, not NaN or 0: no
-        # figure beats a made-up one.
-        return [
-            GaugeMetricFamily(name, documentation, value=value)
-            for name, documentation, value in gauges
-            if value is not None
-        ]
-
-
-class _DriftCollector:
-    """Each served model's drift, read at scrape: per feature and for the output, the
-    statistics and the status (0 ok, 1 warn, 2 alert), once the window has enough rows."""
-
-    def __init__(self, monitors: Callable[[], Iterable[tuple[str, DriftMonitor]]]) -> None:
-        self.monitors = monitors
-
-    def describe(self) -> list[Metric]:
-        return []
-
-    def collect(self) -> list[Metric]:
-        window = GaugeMetricFamily(
-            "tabserve_drift_window_rows",
-            "Rows in each model's drift window now (drift is reported from a minimum).",
-            labels=("model",),
-        )
-        features = GaugeMetricFamily(
-            "tabserve_feature_drift",
-            "Live drift of each feature against the training data: psi, js (Jensen-Shannon "
-            "distance), missing_rate, out_of_vocabulary_rate, status (0 ok, 1 warn, 2 alert).",
-            labels=("model", "feature", "statistic"),
-        )
-        output = GaugeMetricFamily(
-            "tabserve_output_drift",
-            "Live drift of the model's output against its output on the training data: psi, "
-            "js, status (0 ok, 1 warn, 2 alert).",
-            labels=("model", "statistic"),
-        )
-        for model, monitor in self.monitors():
-            report = monitor.report()
-            window.add_metric((model,), report["rows"])
-            for feature, figures in report["features"].items():
-                for statistic, value in _drift_values(figures):
-                    features.add_metric((model, feature, statistic), value)
-            if report["output"] is not None:
-                for statistic, value in _drift_values(report["output"]):
-                    output.add_metric((model, statistic), value)
-        return [window, features, output]
-
-
-def _drift_values(figures: dict[str, Any]) -> Iterator[tuple[str, float]]:
-    for statistic in ("psi", "js", "missing_rate", "out_of_vocabulary_rate"):
-        if figures.get(statistic) is not None:
-            yield statistic, float(figures[statistic])
-    yield "status", float(STATUS_LEVEL[figures["status"]])
-
-
-class _ShadowCollector:
-    """Each scoring shadow's figures over its window, read at scrape."""
-
-    def __init__(self, shadows: Callable[[], Iterable[Shadow]]) -> None:
-        self.shadows = shadows
-
-    def describe(self) -> list[Metric]:
-        return []
-
-    def collect(self) -> list[Metric]:
-        difference = GaugeMetricFamily(
-            "tabserve_shadow_difference",
-            "Each shadow version against the served one over the last SHADOW_WINDOW_ROWS rows: "
-            "mean_abs and p99_abs (absolute difference in the target's units; for a classifier, "
-            "of the probabilities), agreement (share of rows given the same class).",
-            labels=("model", "shadow_version", "statistic"),
-        )
-        for shadow in self.shadows():
-            report = shadow.report()
-            labels = (report["model_name"], str(report["shadow_version"]))
-            for statistic in ("mean_abs", "p99_abs", "agreement"):
-                if report.get(statistic) is not None:
-                    difference.add_metric((*labels, statistic), report[statistic])
-        return [difference]

@@ -11,12 +11,12 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from app.bundle import Decoded
-from app.errors import BadRequest, InvalidInput
+from app.errors import BadRequest
 from app.http.codecs import tfserving
 from app.http.codecs.json_body import protocol_body
 from app.http.codecs.tfserving import ExamplesBody, PredictBody
 from app.http.dependencies import service_state
-from app.http.responses import as_bad_request, json_response
+from app.http.responses import json_response, protocol_errors
 from app.http.schemas import error_responses
 from app.http.versioned_routes import add_model_route
 from app.model.state import ServedModel
@@ -90,10 +90,8 @@ def _tensor(name: str, dtype: str, width: int | None = None) -> dict[str, Any]:
 
 
 async def _predict(served: ServedModel, rows: list[Any], key: str) -> Decoded:
-    try:
+    with protocol_errors(key):
         return await served.inference.predict_rows(rows)
-    except InvalidInput as exc:  # a value the model cannot take: the protocol's 400
-        raise as_bad_request(exc, key) from None
 
 
 _CALLS = error_responses(400, 404, 413, 422, 503)

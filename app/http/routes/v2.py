@@ -10,12 +10,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from app.errors import InvalidInput
 from app.http.codecs import v2
 from app.http.codecs.json_body import protocol_body
 from app.http.codecs.v2 import InferBody
 from app.http.dependencies import service_state
-from app.http.responses import as_bad_request, json_response
+from app.http.responses import json_response, protocol_errors
 from app.http.schemas import error_responses
 from app.http.versioned_routes import add_model_route
 
@@ -51,10 +50,8 @@ async def model_ready(request: Request, name: str, version: int | None = None) -
 async def infer(request: Request, name: str, version: int | None = None) -> Response:
     served = service_state(request).require(name, version)
     body = protocol_body(await request.body(), InferBody)
-    try:
+    with protocol_errors():
         decoded = await served.inference.predict_rows(v2.rows(served, body.inputs))
-    except InvalidInput as exc:  # a value the model cannot take: the protocol's 400
-        raise as_bad_request(exc) from None
     tensors = v2.output_tensors(decoded)
     answer: dict[str, Any] = {
         "model_name": name,
