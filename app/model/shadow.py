@@ -16,7 +16,8 @@ The figures cover the last SHADOW_WINDOW_ROWS rows compared, in a numpy ring buf
   percentile of the total variation distance between the two probability vectors (half their
   L1 distance; with two classes, how far apart the two P(positive) are) when both versions
   have the same classes, in any order.
-A new served version starts them afresh: they compare one pair of versions.
+A new served version starts them afresh: they compare one pair of versions. The comparison
+and its window are in app/model/shadow_figures.py.
 """
 
 from __future__ import annotations
@@ -26,15 +27,16 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from app.bundle import Decoded, RegressionTarget
+from app.bundle import Decoded
 from app.model.loading import load_predictor
 from app.model.predictor import Predictor
+from app.model.shadow_figures import Comparison, Ring, latency_figures
 from app.settings import Settings
 
 if TYPE_CHECKING:  # inference imports this module
@@ -98,7 +100,7 @@ class ShadowScorer:
         self.served, self.shadow = served, shadow
         self.window_rows, self.queue_rows = window_rows, queue_rows
         self._hooks = hooks or ShadowHooks()
-        self._compare = _Comparison(served, shadow)
+        self._compare = Comparison(served, shadow)
         # The queue's lock, taken on the request's path: held for an append only.
         self._lock = threading.Lock()
         self._queue: list[tuple[Rows, Decoded]] = []
@@ -108,7 +110,7 @@ class ShadowScorer:
         self._wake, self._stop = threading.Event(), threading.Event()
         # The figures' lock: reading them never holds up a request.
         self._figures_lock = threading.Lock()
-        self._ring = _Ring(window_rows, self._compare.columns)
+        self._ring = Ring(window_rows, self._compare.columns)
         self._rows = 0
         self._calls: deque[tuple[float, int]] = deque()
         self._call_rows = 0
@@ -157,7 +159,7 @@ class ShadowScorer:
             "rows": rows,
             "dropped_rows": dropped,
             **self._compare.figures(values),
-            "latency": _latency(calls),
+            "latency": latency_figures(calls),
         }
 
     def _run(self) -> None:
@@ -221,105 +223,6 @@ class ShadowScorer:
             self._call_rows += rows
             while self._call_rows - self._calls[0][1] >= self.window_rows:
                 self._call_rows -= self._calls.popleft()[1]
-
-
-class _Comparison:
-    """The served answers against the shadow's, per row, in the target's terms: the absolute
-    difference (regression); agreement on the class and, when both versions have the same
-    classes (in any order), the total variation distance of the probabilities
-    (classification)."""
-
-    def __init__(self, served: Predictor, shadow: Predictor) -> None:
-        self.task: Literal["regression", "classification"] = served.metadata.task
-        self._shadow_target = shadow.stats.target
-        # Labels as decoding gives them, compared by repr: 1, 1.0, True and "1" differ.
-        served_classes = _classes(served)
-        index = {c: i for i, c in enumerate(served_classes)}
-        # The served index of each of the shadow's classes; one the served version does not
-        # know never agrees (-1).
-        self._to_served = np.array([index.get(c, -1) for c in _classes(shadow)], dtype=int)
-        self._same_classes = sorted(served_classes) == sorted(_classes(shadow))
-        # The shadow's probability columns in the served version's order.
-        self._order = np.argsort(self._to_served) if self._same_classes else None
-        self._differs = self.task == "regression" or self._same_classes
-        self.columns = 2 if self.task == "classification" and self._same_classes else 1
-
-    def decode(self, outputs: np.ndarray) -> np.ndarray:
-        """The shadow's outputs in units (regression) or as probabilities (classification)."""
-        target = self._shadow_target
-        if isinstance(target, RegressionTarget):
-            return target.to_units(outputs)
-        return target.probabilities(outputs)
-
-    def __call__(self, mine: np.ndarray, served: Sequence[Decoded]) -> np.ndarray:
-        """Per row: the absolute difference (regression); agreement (1 or 0) and, with the
-        same classes, the distance (classification)."""
-        if self.task == "regression":
-            n = len(mine)
-            theirs = np.fromiter(itertools.chain(*(d.values for d in served)), np.float64, n)
-            return np.abs(mine - theirs).reshape(n, 1)
-        probabilities = np.concatenate(
-            [d.probabilities for d in served if d.probabilities is not None]
-        )
-        agree: np.ndarray = self._to_served[mine.argmax(axis=1)] == probabilities.argmax(axis=1)
-        if self._order is None:
-            return agree.astype(np.float64).reshape(-1, 1)
-        distance = 0.5 * np.abs(mine[:, self._order] - probabilities).sum(axis=1)
-        return np.column_stack([agree, distance])
-
-    def figures(self, values: np.ndarray) -> dict[str, float | None]:
-        figures: dict[str, float | None] = dict.fromkeys(("mean_abs", "p99_abs", "agreement"))
-        if not len(values):
-            return figures
-        if self.task == "classification":
-            figures["agreement"] = float(values[:, 0].mean())
-        if self._differs:
-            difference = values[:, -1]
-            figures["mean_abs"] = float(difference.mean())
-            figures["p99_abs"] = float(np.percentile(difference, 99))
-        return figures
-
-
-def _classes(predictor: Predictor) -> list[str]:
-    target = predictor.stats.target
-    return [] if isinstance(target, RegressionTarget) else [repr(c) for c in target.classes]
-
-
-class _Ring:
-    """The last `size` rows of per-row figures, in an array allocated once."""
-
-    def __init__(self, size: int, columns: int) -> None:
-        self._values = np.empty((size, columns), dtype=np.float64)
-        self._next = 0
-        self._count = 0
-
-    def extend(self, values: np.ndarray) -> None:
-        size = len(self._values)
-        values = values[-size:]
-        n = len(values)
-        first = min(n, size - self._next)
-        self._values[self._next : self._next + first] = values[:first]
-        self._values[: n - first] = values[first:]
-        self._next = (self._next + n) % size
-        self._count = min(size, self._count + n)
-
-    def values(self) -> np.ndarray:
-        """The rows held, in no particular order (the figures need none)."""
-        return self._values[: self._count]
-
-
-def _latency(calls: list[tuple[float, int]]) -> dict[str, float | int] | None:
-    if not calls:
-        return None
-    seconds = np.array([s for s, _ in calls])
-    rows = sum(r for _, r in calls)
-    return {
-        "calls": len(calls),
-        "p50_seconds": float(np.percentile(seconds, 50)),
-        "p99_seconds": float(np.percentile(seconds, 99)),
-        "rows_per_call": rows / len(calls),
-        "microseconds_per_row": float(seconds.sum()) / rows * 1e6,
-    }
 
 
 def _chunks(items: list[tuple[Rows, Decoded]], most: int) -> Iterator[list[tuple[Rows, Decoded]]]:
