@@ -34,9 +34,10 @@ from training.fit_in_memory import fit_in_memory
 from training.fit_streamed import fit_streamed
 from training.fitted import Fitted
 from training.memory import with_data_path
+from training.plots import write_plots
 from training.promotion import Champion, NotPromoted, decide, describe, passed, write_report
 from training.reference import reference_distributions
-from training.report import write_card, write_plots
+from training.report import write_card
 from training.warm_start import Parent
 
 logger = logging.getLogger(__name__)
