@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import shutil
+import statistics
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -199,6 +200,37 @@ def grpc_table(name: str, ratios: list[dict[str, Any]]) -> str:
         for r in ratios
     ]
     return _render([*header, "verdict"], rows)
+
+
+def paired_table(paired: dict[str, Any]) -> str:
+    """The side-by-side windows (`benchmarks.paired`): each server's median requests/s, and
+    each comparison's median ratio with every cycle's."""
+    c = paired["connections"]
+    header = [f"side by side, 1 row c{c}", "req/s (median)", "over", "ratio", "per cycle"]
+    found = paired.get("comparisons") or {}
+    rows = []
+    for name, windows in paired["windows"].items():
+        rates = [w["requests_per_s"] for w in windows]
+        comparison = found.get(name)
+        rows.append(
+            [
+                name,
+                _num(statistics.median(rates) if rates else None),
+                comparison["reference"] if comparison else "-",
+                _ratio(comparison["ratio"]) + ("" if comparison["valid"] else "!")
+                if comparison
+                else "-",
+                ", ".join(f"{v:.3g}" for v in comparison["per_cycle"]) if comparison else "-",
+            ]
+        )
+    table = _render(header, rows)
+    note = (
+        f"{paired['cycles']} windows of {paired['seconds']} s per server, the servers running "
+        "at once and measured in turn, the order reversed every cycle"
+    )
+    if paired.get("error"):
+        note += f"; stopped early: {paired['error']}"
+    return f"{table}\n{note}"
 
 
 def _ratio(value: float | None) -> str:

@@ -26,9 +26,17 @@ from benchmarks.cost import cost_window_seconds
 from benchmarks.grpc_load import GENERATOR
 from benchmarks.machine import describe_machine
 from benchmarks.measure import Plan, measure_round
+from benchmarks.paired import PairedPlan, compared, measure_paired
 from benchmarks.process import Pinning, stop_on_signals
-from benchmarks.report import cost_table, figures_table, grpc_table, targets_table, write_json
-from benchmarks.summary import grpc_ratios, summarise, targets
+from benchmarks.report import (
+    cost_table,
+    figures_table,
+    grpc_table,
+    paired_table,
+    targets_table,
+    write_json,
+)
+from benchmarks.summary import DEFAULTS_CONCURRENCY, grpc_ratios, summarise, targets
 
 logger = logging.getLogger("benchmarks")
 
@@ -73,6 +81,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-concurrency", type=int, default=16, help="connections, large bodies")
     p.add_argument("--batch-rows", type=int, default=1000, help="rows per large request")
     p.add_argument("--epochs", type=int, default=30, help="training epochs of the bundle")
+    p.add_argument(
+        "--paired-cycles",
+        type=int,
+        help="side-by-side windows per server for the defaults' and features' targets "
+        "(default 8, quick 2; 0 skips them)",
+    )
+    p.add_argument(
+        "--paired-seconds", type=int, help="seconds per side-by-side window (default 3, quick 2)"
+    )
     p.add_argument("--no-pin", action="store_true", help="do not pin server and wrk to CPUs")
     p.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results")
     args = p.parse_args(argv)
@@ -81,7 +98,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.max_duration = max(args.duration, args.max_duration or (20 if quick else 30))
     args.warmup = args.warmup or (1 if quick else 2)
     args.rounds = args.rounds or (1 if quick else 3)
-    for name in ("duration", "warmup", "rounds", "batch_concurrency", "batch_rows", "epochs"):
+    if args.paired_cycles is None:
+        args.paired_cycles = 2 if quick else 8
+    args.paired_seconds = args.paired_seconds or (2 if quick else 3)
+    if args.paired_cycles < 0:
+        p.error("--paired-cycles must be at least 0")
+    positive = ("duration", "warmup", "rounds", "batch_concurrency", "batch_rows", "epochs")
+    for name in (*positive, "paired_seconds"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     return args
@@ -114,6 +137,27 @@ def measure_all(
             record = measure_round(specs[name], plan, pinning, work)
             rounds[name].append({"round": number, **record})
     return rounds
+
+
+def measure_side_by_side(
+    args: argparse.Namespace, pinning: Pinning, work: Path, version_dir: Path
+) -> dict[str, Any] | None:
+    """The defaults' and features' comparisons (`benchmarks.paired`), if both sides of one
+    are selected and --paired-cycles is not 0."""
+    names = compared(args.servers)
+    if not names or args.paired_cycles == 0:
+        return None
+    plan = PairedPlan(
+        connections=DEFAULTS_CONCURRENCY,
+        seconds=args.paired_seconds,
+        cycles=args.paired_cycles,
+        warmup_seconds=args.warmup,
+        body=write_bodies(work, [1])[1],
+    )
+    window = cost_window_seconds(args.duration)
+    specs = server_specs(version_dir.parent.parent, MODEL_NAME, version_dir, window)
+    logger.info("side by side: %s, %d cycles", ", ".join(names), plan.cycles)
+    return measure_paired(specs, names, plan, pinning, work)
 
 
 def _servers_record(
@@ -163,8 +207,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             logger.warning("not pinning to CPUs (--no-pin, fewer than 2 CPUs or no taskset)")
         rounds = measure_all(args, pinning, work, version_dir)
+        paired = measure_side_by_side(args, pinning, work, version_dir)
     summaries = {name: summarise(r, args.concurrency) for name, r in rounds.items()}
-    checks = targets(summaries, args.concurrency, args.batch_rows)
+    checks = targets(summaries, args.concurrency, args.batch_rows, paired)
     over_grpc = {
         name: grpc_ratios(
             s, rounds[name], args.concurrency, args.batch_rows, args.batch_concurrency
@@ -190,6 +235,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(grpc_table(name, ratios))
         print(f"gRPC: {GENERATOR}")
         print()
+    if paired is not None:
+        print(paired_table(paired))
+        print()
     print(targets_table(checks))
     record = {
         "started_at": started.isoformat(),
@@ -202,6 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "servers": _servers_record(rounds, summaries, args.duration),
         "targets": [t.to_json() for t in checks],
         "grpc": {"load_generator": GENERATOR, "over_rest": over_grpc},
+        "side_by_side": paired,
     }
     paths = write_json(record, args.results, started.strftime("%Y%m%dT%H%M%SZ"))
     logger.info("wrote %s", ", ".join(os.path.relpath(p) for p in paths))

@@ -38,7 +38,7 @@ DEFAULTS_TARGET = 1.0
 PAYLOAD_TARGET = 0.8
 """With the request log on, at least this fraction of the same service with it off."""
 PAYLOAD_DROPPED_TARGET = 0
-"""Request log entries dropped over every round of the request-log contender."""
+"""Request log entries dropped by the request-log contender under the side-by-side load."""
 SHADOW_TARGET = 0.85
 """With a shadow version scoring every request, at least this fraction of the same service
 without one."""
@@ -203,8 +203,14 @@ def _ratio(
     return top / bottom, top_ok and bottom_ok
 
 
-def targets(summaries: dict[str, Any], concurrencies: list[int], batch_rows: int) -> list[Target]:
-    """Every ratio the brief asks for, for both services, with the targets."""
+def targets(
+    summaries: dict[str, Any],
+    concurrencies: list[int],
+    batch_rows: int,
+    paired: dict[str, Any] | None,
+) -> list[Target]:
+    """Every ratio the brief asks for, for both services, with the targets; those of the
+    service's defaults and features from the side-by-side comparison `paired`."""
     out: list[Target] = []
 
     def add(label: str, op: str, bound: float, reference: str, *path: str) -> None:
@@ -236,33 +242,37 @@ def targets(summaries: dict[str, Any], concurrencies: list[int], batch_rows: int
         _self_cost(summaries, label, path)
         for label, path in [*loads, (f"{batch_rows}-row", ("batch",))]
     ]
-    return out + feature_targets(summaries)
+    return out + feature_targets(paired)
 
 
-def feature_targets(summaries: dict[str, Any]) -> list[Target]:
-    """The service with its defaults against the FastAPI no-op, the request log's and a shadow
-    version's cost against the same service without them, and the entries the log dropped."""
-    c = str(DEFAULTS_CONCURRENCY)
+def feature_targets(paired: dict[str, Any] | None) -> list[Target]:
+    """From the side-by-side comparison (`benchmarks.paired`): the service with its defaults
+    against the FastAPI no-op, the request log's and a shadow version's cost against the same
+    service without them, and the entries the log dropped under that load."""
+    c = str(DEFAULTS_CONCURRENCY if paired is None else paired["connections"])
+    found = (paired or {}).get("comparisons") or {}
     out = []
     for subject, reference, bound in (
         (DEFAULTS, NOOP, DEFAULTS_TARGET),
         (LITERT_PAYLOAD, DEFAULTS, PAYLOAD_TARGET),
         (LITERT_SHADOW, DEFAULTS, SHADOW_TARGET),
     ):
-        value, ok = _ratio(summaries, subject, reference, "single", c, "requests_per_s")
-        label = f"1-row req/s c{c} {subject} / {reference}"
-        out.append(Target(label, ">=", bound, {subject: value}, ok, subject=subject))
-    log = (summaries.get(LITERT_PAYLOAD) or {}).get("payload_log") or {}
+        comparison = found.get(subject) or {}
+        label = f"1-row req/s c{c} {subject} / {reference}, side by side"
+        value = comparison.get("ratio")
+        valid = bool(comparison.get("valid"))
+        out.append(Target(label, ">=", bound, {subject: value}, valid, subject=subject))
+    log = (paired or {}).get("payload_log") or {}
     dropped = log.get("dropped")
     out.append(
         Target(
-            "payload log entries dropped",
+            f"payload log entries dropped, 1-row c{c} side by side",
             "==",
             PAYLOAD_DROPPED_TARGET,
             {LITERT_PAYLOAD: None if dropped is None else float(dropped)},
-            bool(log.get("complete")),
+            log.get("error") is None,
             subject=LITERT_PAYLOAD,
-            unmeasured="INVALID",
+            unmeasured="INVALID" if LITERT_PAYLOAD in found else "n/a",
         )
     )
     return out

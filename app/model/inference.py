@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import anyio.to_thread
@@ -12,16 +12,15 @@ import numpy as np
 
 from app.bundle import Decoded, Encoded
 from app.model.drift import DriftMonitor
-from app.model.predictor import Predictor
+from app.model.predictor import Predictor, Rows
 from app.model.shadow import Shadow, ShadowScorer
+from app.model.turn_batcher import TurnBatcher
 from app.ops.request_context import note_rows
 
 # Requests up to this many rows are "small": they may share batched calls, or run on the event
 # loop on a fast runtime (tens of microseconds; a thread hop would cost more). Larger ones
 # run alone in a worker thread, so they never hold the event loop up.
 INLINE_MAX_ROWS = 64
-
-Rows = Sequence[Mapping[str, object]]
 
 
 class Batcher:
@@ -115,8 +114,9 @@ class Batcher:
 
 class Inference:
     """Runs one predictor's requests the cheapest safe way: a large request alone in a worker
-    thread; small ones through the `Batcher` when batching is on, else inline on a fast
-    runtime or in a worker thread on a slow one.
+    thread; small ones through the batcher when batching is on (a `TurnBatcher` for a fast
+    runtime, a `Batcher` for a slow one), else inline on a fast runtime or in a worker thread
+    on a slow one.
 
     `on_call` hears the row count of every model call that is not batched (the batcher has
     its own hook), so batch-size metrics see every call. `drift`, when given, sees every
@@ -127,7 +127,7 @@ class Inference:
     def __init__(
         self,
         predictor: Predictor,
-        batcher: Batcher | None = None,
+        batcher: Batcher | TurnBatcher | None = None,
         on_call: Callable[[int], None] | None = None,
         drift: DriftMonitor | None = None,
         payload_log: Callable[[Rows, Decoded], None] | None = None,
@@ -167,8 +167,25 @@ class Inference:
     async def _predict(
         self, n: int, encode: Callable[[], Encoded], rows: Callable[[], Rows]
     ) -> Decoded:
-        """`encode` checks the row count (413) before any work; `rows` is called only for the
-        payload log and the shadow."""
+        """`encode` checks the row count (413) before any work; `rows` gives the rows as
+        objects, for a `TurnBatcher`, the payload log and the shadow."""
+        given: Rows | None = None
+        if n <= INLINE_MAX_ROWS and isinstance(self.batcher, TurnBatcher):
+            self.predictor.check_row_count(n)
+            given = rows()
+            decoded = await self.batcher.submit(given)
+        else:
+            decoded = await self._encode_and_predict(n, encode)
+        note_rows(n)
+        if self._payload_log is not None or self._scorer is not None:
+            given = rows() if given is None else given
+            if self._payload_log is not None:
+                self._payload_log(given, decoded)
+            if self._scorer is not None:
+                self._scorer.submit(given, decoded)
+        return decoded
+
+    async def _encode_and_predict(self, n: int, encode: Callable[[], Encoded]) -> Decoded:
         predictor = self.predictor
         if n > INLINE_MAX_ROWS or (self.batcher is None and not predictor.runtime.fast):
             # Large requests are a batch of their own: coalescing would only delay them
@@ -178,7 +195,7 @@ class Inference:
             )
         else:
             x, missing = encode()
-            if self.batcher is not None:
+            if isinstance(self.batcher, Batcher):
                 outputs = await self.batcher.submit(x)
             else:
                 outputs = predictor.runtime(x)
@@ -187,15 +204,7 @@ class Inference:
             self._on_call(n)
         if self.drift is not None:
             self.drift.observe(x, missing, outputs)
-        note_rows(n)
-        decoded = predictor.decode(outputs)
-        if self._payload_log is not None or self._scorer is not None:
-            given = rows()
-            if self._payload_log is not None:
-                self._payload_log(given, decoded)
-            if self._scorer is not None:
-                self._scorer.submit(given, decoded)
-        return decoded
+        return predictor.decode(outputs)
 
     def _encode_and_run(
         self, encode: Callable[[], Encoded]

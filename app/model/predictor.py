@@ -20,6 +20,7 @@ from app.errors import InvalidInput, TooManyRows
 from app.model.runtime import Runtime
 
 Columns = Mapping[str, Sequence[object] | np.ndarray]
+Rows = Sequence[Mapping[str, object]]
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class Predictor:
     def features(self) -> list[str]:
         return self.stats.feature_names
 
-    def predict_rows(self, rows: Sequence[Mapping[str, object]]) -> Decoded:
+    def predict_rows(self, rows: Rows) -> Decoded:
         """Rows holding every feature (None for missing) -> one prediction per row."""
         return self.decode(self.runtime(self.encode_rows(rows).x))
 
@@ -62,7 +63,7 @@ class Predictor:
         self._in_range(encoded.x)
         return encoded
 
-    def encode_rows(self, rows: Sequence[Mapping[str, object]]) -> Encoded:
+    def encode_rows(self, rows: Rows) -> Encoded:
         """Rows -> the network's float32 inputs, through the bundle's own transform, and
         which cells were missing."""
         self.check_row_count(len(rows))

@@ -40,7 +40,7 @@ from app.model.shadow_figures import Comparison, Ring, latency_figures
 from app.settings import Settings
 
 if TYPE_CHECKING:  # inference imports this module
-    from app.model.inference import Rows
+    from app.model.predictor import Rows
 
 logger = logging.getLogger(__name__)
 

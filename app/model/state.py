@@ -12,10 +12,11 @@ from pydantic import BaseModel
 from app.bundle import Decoded
 from app.errors import ModelNotReady, NotFound, shown
 from app.model.drift import DriftMonitor
-from app.model.inference import Batcher, Inference, Rows
-from app.model.predictor import Predictor
+from app.model.inference import Batcher, Inference
+from app.model.predictor import Predictor, Rows
 from app.model.request_schema import request_model_for
 from app.model.shadow import Shadow
+from app.model.turn_batcher import TurnBatcher
 from app.ops import request_context
 from app.ops.payload_log import PayloadLog, entry
 from app.ops.request_context import note_model
@@ -42,17 +43,19 @@ class ServedModel:
         """`on_call` hears the number of rows in each model call, batched or not; the
         `payload_log`, when there is one, every request's rows and predictions, and so does
         the `shadow` version of the model, when one is configured."""
-        batcher = None
-        if settings.batching == "on":
+        drift = None
+        if settings.drift == "on" and predictor.reference is not None:
+            drift = DriftMonitor(predictor.stats, predictor.reference, settings.drift_window_rows)
+        batcher: Batcher | TurnBatcher | None = None
+        if settings.batching == "on" and predictor.runtime.fast:
+            batcher = TurnBatcher(predictor, settings.batch_max_size, on_call, drift)
+        elif settings.batching == "on":
             batcher = Batcher(
                 predictor.runtime,
                 max_rows=settings.batch_max_size,
                 timeout=settings.batch_timeout_micros / 1e6,
                 on_batch=on_call,
             )
-        drift = None
-        if settings.drift == "on" and predictor.reference is not None:
-            drift = DriftMonitor(predictor.stats, predictor.reference, settings.drift_window_rows)
         log = None if payload_log is None else _logger_for(predictor, payload_log)
         inference = Inference(predictor, batcher, on_call, drift, log, shadow=shadow)
         return cls(predictor, request_model_for(predictor.stats), inference)

@@ -50,10 +50,14 @@ def test_a_reload_serves_the_new_version_over_grpc(tmp_path: Path, version_dir: 
 
 def test_sigterm_lets_grpc_calls_in_flight_finish_then_exits_0(model_root: Path) -> None:
     port = free_port()
-    # Rows wait up to 1.5 s for company in the batcher: the call is still in flight when the
-    # signal comes.
+    # Rows wait up to 1.5 s for company in the SavedModel's batcher: the call is still in
+    # flight when the signal comes.
     with app_process(
-        model_root, GRPC_PORT=str(port), BATCH_TIMEOUT_MICROS="1500000", DRAIN_TIMEOUT_SECONDS="5"
+        model_root,
+        GRPC_PORT=str(port),
+        MODEL_RUNTIME="savedmodel",
+        BATCH_TIMEOUT_MICROS="1500000",
+        DRAIN_TIMEOUT_SECONDS="5",
     ) as (process, _):
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             infer = channel.unary_unary(
