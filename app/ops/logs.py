@@ -27,7 +27,7 @@ access_logger = logging.getLogger("app.access")
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "time": _utc(record.created),
+            "time": utc_stamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -43,7 +43,9 @@ class JsonFormatter(logging.Formatter):
 _second: list[Any] = [None, ""]  # the last whole second formatted, and its text
 
 
-def _utc(created: float) -> str:
+def utc_stamp(created: float) -> str:
+    """`created` (seconds since the epoch) as ISO 8601 UTC to the millisecond; the date and
+    time of day are formatted once per second, as most calls fall in the same one."""
     whole = int(created)
     if whole != _second[0]:
         _second[:] = [whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))]
@@ -75,7 +77,7 @@ class AccessLog:
 
     def write(self, message: str, fields: dict[str, Any]) -> None:
         line = {
-            "time": _utc(time.time()),
+            "time": utc_stamp(time.time()),
             "level": "info",
             "logger": access_logger.name,
             "message": message,
