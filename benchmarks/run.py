@@ -2,7 +2,9 @@
 
 Each round starts every selected server in turn on loopback, pinned to one CPU, with wrk on
 the other; figures are medians over rounds. `service-litert` is also measured over gRPC, with
-`benchmarks.grpc_load` in wrk's place. Prints one table, the gRPC / REST ratios, and the ratios
+`benchmarks.grpc_load` in wrk's place. Then the service's defaults, request log and shadow
+contenders and the FastAPI no-op are measured side by side (`benchmarks.paired`) for their
+targets. Prints one table, the gRPC / REST ratios, the side-by-side ratios, and the ratios
 with their targets, and writes `benchmarks/results/latest.json` plus a time-stamped copy.
 """
 

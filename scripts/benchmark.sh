@@ -5,6 +5,9 @@
 # service-litert is also measured over gRPC (v2 ModelInfer, single-row and --batch-rows-row
 # requests at the same concurrencies) with benchmarks/grpc_load.py, a grpc.aio client in its
 # own process (ghz is not available here), and the gRPC / REST ratios are printed.
+# The targets of the defaults, the request log and shadow scoring come from a side-by-side
+# phase after the rounds (benchmarks/paired.py): those servers run at once and short windows
+# alternate between them.
 # `scripts/benchmark.sh soak [...]` runs the soak instead (scripts/soak.sh).
 # `scripts/benchmark.sh streaming [...]` runs the streaming-training benchmark instead
 # (scripts/benchmark-streaming.sh; it needs no wrk).

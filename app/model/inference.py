@@ -119,9 +119,10 @@ class Inference:
     on a slow one.
 
     `on_call` hears the row count of every model call that is not batched (the batcher has
-    its own hook), so batch-size metrics see every call. `drift`, when given, sees every
-    call's inputs and outputs; `payload_log` every request's rows and answer, and so does
-    `shadow` when it is scoring.
+    its own hook), so batch-size metrics see every call. `drift`, when given, sees the inputs
+    and outputs of every call made here (a `TurnBatcher` counts its own batches into the same
+    monitor); `payload_log` every request's rows and answer, and so does `shadow` when it is
+    scoring.
     """
 
     def __init__(
