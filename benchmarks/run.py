@@ -87,7 +87,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--paired-cycles",
         type=int,
         help="side-by-side windows per server for the defaults' and features' targets "
-        "(default 8, quick 2; 0 skips them)",
+        "(default 12, quick 2; 0 skips them)",
     )
     p.add_argument(
         "--paired-seconds", type=int, help="seconds per side-by-side window (default 3, quick 2)"
@@ -101,7 +101,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.warmup = args.warmup or (1 if quick else 2)
     args.rounds = args.rounds or (1 if quick else 3)
     if args.paired_cycles is None:
-        args.paired_cycles = 2 if quick else 8
+        args.paired_cycles = 2 if quick else 12
     args.paired_seconds = args.paired_seconds or (2 if quick else 3)
     if args.paired_cycles < 0:
         p.error("--paired-cycles must be at least 0")
