@@ -49,7 +49,12 @@ RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
 
 
 class Sink(Protocol):
-    def write(self, entries: Sequence[Mapping[str, Any]]) -> None: ...
+    def prepare(self, entry: dict[str, Any]) -> Any:
+        """What the queue holds for `entry` until it is written; called on the event loop as
+        the request ends."""
+
+    def write(self, items: Sequence[Any]) -> None:
+        """Write prepared entries, in a worker thread."""
 
     def close(self) -> None: ...
 
@@ -63,7 +68,7 @@ class PayloadLog:
     ) -> None:
         self.sink = sink
         self.capacity_rows = capacity_rows
-        self._queue: deque[dict[str, Any]] = deque()
+        self._queue: deque[tuple[int, Any]] = deque()  # (rows, prepared entry)
         self._queued_rows = 0
         self._ready = asyncio.Event()
         self._on_drop = on_drop
@@ -82,7 +87,7 @@ class PayloadLog:
             if self._on_drop is not None:
                 self._on_drop()
             return
-        self._queue.append(entry)
+        self._queue.append((rows, self.sink.prepare(entry)))
         self._queued_rows += rows
         self._ready.set()
 
@@ -108,7 +113,7 @@ class PayloadLog:
             batch = [self._queue.popleft() for _ in range(min(BATCH, len(self._queue)))]
             try:
                 await asyncio.get_running_loop().run_in_executor(
-                    self._writer, self.sink.write, batch
+                    self._writer, self.sink.write, [item for _, item in batch]
                 )
             except Exception:  # a sink's failure must not stop the service or the log
                 logger.exception("payload log: %d entries could not be written", len(batch))
@@ -117,7 +122,7 @@ class PayloadLog:
                         self._on_drop()
             finally:
                 # Rows count against the bound until written: they are in memory till then.
-                self._queued_rows -= sum(len(e.get("instances", ())) for e in batch)
+                self._queued_rows -= sum(rows for rows, _ in batch)
 
 
 def entry(
@@ -151,8 +156,15 @@ class DirectorySink:
         self._bytes = 0
         self._sequence = 0
 
-    def write(self, entries: Sequence[Mapping[str, Any]]) -> None:
-        data = b"".join(orjson.dumps(e, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for e in entries)
+    @staticmethod
+    def prepare(entry: dict[str, Any]) -> bytes:
+        """The entry's JSON line, made at once: a queue of bytes objects, rather than of the
+        rows' dicts and floats, keeps far fewer objects alive until the write, and objects
+        kept alive slow every allocation of the request path."""
+        return orjson.dumps(entry, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE)
+
+    def write(self, items: Sequence[bytes]) -> None:
+        data = b"".join(items)
         if self._file is not None and (
             self._bytes >= self.max_bytes or time.monotonic() - self._opened >= self.max_seconds
         ):
@@ -194,8 +206,12 @@ class CloudEventsSink:
         self._timeout = timeout
         self._connection: http.client.HTTPConnection | None = None
 
-    def write(self, entries: Sequence[Mapping[str, Any]]) -> None:
-        for e in entries:
+    @staticmethod
+    def prepare(entry: dict[str, Any]) -> dict[str, Any]:
+        return entry
+
+    def write(self, items: Sequence[Mapping[str, Any]]) -> None:
+        for e in items:
             request = {"instances": e["instances"]}
             response = {k: v for k, v in e.items() if k not in ("instances", "id", "time")}
             for kind, body in ((REQUEST_TYPE, request), (RESPONSE_TYPE, response)):

@@ -103,6 +103,10 @@ class SlowSink:
     def close(self) -> None:
         pass
 
+    @staticmethod
+    def prepare(entry: dict[str, Any]) -> dict[str, Any]:
+        return entry
+
 
 def test_a_full_queue_drops_and_counts_without_waiting() -> None:
     async def scenario() -> tuple[int, int, float]:
