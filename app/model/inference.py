@@ -14,7 +14,7 @@ from app.bundle import Decoded, Encoded
 from app.model.drift import DriftMonitor
 from app.model.predictor import Predictor, Rows
 from app.model.shadow import Shadow, ShadowScorer
-from app.model.turn_batcher import TurnBatcher
+from app.model.turn_batcher import TurnBatcher, fitting
 from app.ops.request_context import note_rows
 
 # Requests up to this many rows are "small": they may share batched calls, or run on the event
@@ -73,12 +73,7 @@ class Batcher:
             self._timer = None
         if self._busy or not self._pending:
             return
-        take, rows = 0, 0
-        while take < len(self._pending) and (
-            take == 0 or rows + len(self._pending[take][0]) <= self._max_rows
-        ):
-            rows += len(self._pending[take][0])
-            take += 1
+        take, rows = fitting((len(x) for x, _ in self._pending), self._max_rows)
         batch, self._pending = self._pending[:take], self._pending[take:]
         self._pending_rows -= rows
         self._busy = True

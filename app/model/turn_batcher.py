@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -76,11 +76,7 @@ class TurnBatcher:
                     future.set_result(outcome)
 
     def _take(self) -> list[_Pending]:
-        """The pending requests, in order, that fit in one call (at least the first)."""
-        take, rows = 1, len(self._pending[0][0])
-        while take < len(self._pending) and rows + len(self._pending[take][0]) <= self._max_rows:
-            rows += len(self._pending[take][0])
-            take += 1
+        take, _ = fitting((len(rows) for rows, _ in self._pending), self._max_rows)
         batch, self._pending = self._pending[:take], self._pending[take:]
         return batch
 
@@ -114,3 +110,14 @@ class TurnBatcher:
             return self._predict([rows])[0]
         except Exception as exc:  # this request's own failure, not its neighbours'
             return exc
+
+
+def fitting(sizes: Iterable[int], max_rows: int) -> tuple[int, int]:
+    """How many of the first requests of `sizes` rows each fit in one call of at most
+    `max_rows` rows (at least the first, however large), and their rows."""
+    take = rows = 0
+    for size in sizes:
+        if take and rows + size > max_rows:
+            break
+        take, rows = take + 1, rows + size
+    return take, rows
