@@ -44,7 +44,7 @@ import psutil
 from benchmarks.machine import describe_machine
 from benchmarks.options import CannotRun, add_run_files, positive_int
 from benchmarks.process import stop_on_signals
-from benchmarks.report import recorded_run
+from benchmarks.report import arguments_record, recorded_run
 from benchmarks.streaming import tree_rss
 
 logger = logging.getLogger("benchmarks.engines")
@@ -453,7 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     clock = time.monotonic()
     record: dict[str, Any] = {
         "started_at": started.isoformat(),
-        "arguments": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "arguments": arguments_record(args),
         "machine": describe_machine(REPO),
         "limits": {"timeout_s": args.timeout, "target_ratio": TARGET_RATIO},
     }

@@ -291,6 +291,11 @@ def write_json(
     return [latest, stamped]
 
 
+def arguments_record(args: argparse.Namespace) -> dict[str, Any]:
+    """The command line's values as JSON takes them (paths as text), for a run's record."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+
+
 def recorded_run(
     args: argparse.Namespace,
     record: dict[str, Any],

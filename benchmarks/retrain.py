@@ -44,16 +44,15 @@ from typing import Any, Literal
 
 import numpy as np
 
-from benchmarks.machine import describe_machine
 from benchmarks.options import CannotRun, add_run_files, positive_int
 from benchmarks.process import stop_on_signals
 from benchmarks.report import recorded_run
 from benchmarks.training import (
     MB,
     METADATA_FILE,
-    extra_versions,
     measure,
     render_columns,
+    training_run_record,
 )
 
 logger = logging.getLogger("benchmarks.retrain")
@@ -633,13 +632,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parse_args(sys.argv[1:] if argv is None else argv)
     started = datetime.now(UTC)
     clock = time.monotonic()
-    record: dict[str, Any] = {
-        "started_at": started.isoformat(),
-        "arguments": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "training_extra_arguments": extra,
-        "machine": {**describe_machine(REPO), "more_packages": extra_versions()},
-        "limits": {"timeout_s": args.timeout},
-    }
+    record = training_run_record(args, extra, started, {"timeout_s": args.timeout})
     return recorded_run(
         args,
         record,

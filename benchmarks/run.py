@@ -29,8 +29,9 @@ from benchmarks.grpc_load import GENERATOR
 from benchmarks.machine import describe_machine
 from benchmarks.measure import Plan, measure_round
 from benchmarks.paired import PairedPlan, compared, measure_paired
-from benchmarks.process import Pinning, stop_on_signals
+from benchmarks.process import Pinning, ServerSpec, stop_on_signals
 from benchmarks.report import (
+    arguments_record,
     cost_table,
     figures_table,
     grpc_table,
@@ -112,13 +113,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def measure_all(
-    args: argparse.Namespace, pinning: Pinning, work: Path, version_dir: Path
-) -> dict[str, list[dict[str, Any]]]:
-    """Every round of every selected server, interleaved so that drift hits all alike."""
+def write_plan(args: argparse.Namespace, work: Path) -> Plan:
+    """What every round measures, with its request bodies written into `work`."""
     bodies = write_bodies(work, [1, args.batch_rows])
     requests = write_infer_requests(work, [1, args.batch_rows], MODEL_NAME)
-    plan = Plan(
+    return Plan(
         concurrencies=args.concurrency,
         batch_concurrency=args.batch_concurrency,
         batch_rows=args.batch_rows,
@@ -130,8 +129,16 @@ def measure_all(
         grpc_single_body=requests[1],
         grpc_batch_body=requests[args.batch_rows],
     )
-    window = cost_window_seconds(args.duration)
-    specs = server_specs(version_dir.parent.parent, MODEL_NAME, version_dir, window)
+
+
+def measure_all(
+    args: argparse.Namespace,
+    plan: Plan,
+    specs: dict[str, ServerSpec],
+    pinning: Pinning,
+    work: Path,
+) -> dict[str, list[dict[str, Any]]]:
+    """Every round of every selected server, interleaved so that drift hits all alike."""
     rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in args.servers}
     for number in range(1, args.rounds + 1):
         for name in args.servers:
@@ -142,24 +149,26 @@ def measure_all(
 
 
 def measure_side_by_side(
-    args: argparse.Namespace, pinning: Pinning, work: Path, version_dir: Path
+    args: argparse.Namespace,
+    plan: Plan,
+    specs: dict[str, ServerSpec],
+    pinning: Pinning,
+    work: Path,
 ) -> dict[str, Any] | None:
-    """The defaults' and features' comparisons (`benchmarks.paired`), if both sides of one
-    are selected and --paired-cycles is not 0."""
+    """The defaults' and features' comparisons (`benchmarks.paired`), on the rounds'
+    single-row body, if both sides of one are selected and --paired-cycles is not 0."""
     names = compared(args.servers)
     if not names or args.paired_cycles == 0:
         return None
-    plan = PairedPlan(
+    paired = PairedPlan(
         connections=DEFAULTS_CONCURRENCY,
         seconds=args.paired_seconds,
         cycles=args.paired_cycles,
         warmup_seconds=args.warmup,
-        body=write_bodies(work, [1])[1],
+        body=plan.single_body,
     )
-    window = cost_window_seconds(args.duration)
-    specs = server_specs(version_dir.parent.parent, MODEL_NAME, version_dir, window)
-    logger.info("side by side: %s, %d cycles", ", ".join(names), plan.cycles)
-    return measure_paired(specs, names, plan, pinning, work)
+    logger.info("side by side: %s, %d cycles", ", ".join(names), paired.cycles)
+    return measure_paired(specs, names, paired, pinning, work)
 
 
 def _servers_record(
@@ -208,8 +217,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             logger.info("servers on CPU %d, wrk on CPU %d", pinning.server_cpu, pinning.client_cpu)
         else:
             logger.warning("not pinning to CPUs (--no-pin, fewer than 2 CPUs or no taskset)")
-        rounds = measure_all(args, pinning, work, version_dir)
-        paired = measure_side_by_side(args, pinning, work, version_dir)
+        plan = write_plan(args, work)
+        window = cost_window_seconds(args.duration)
+        specs = server_specs(version_dir.parent.parent, MODEL_NAME, version_dir, window)
+        rounds = measure_all(args, plan, specs, pinning, work)
+        paired = measure_side_by_side(args, plan, specs, pinning, work)
     summaries = {name: summarise(r, args.concurrency) for name, r in rounds.items()}
     checks = targets(summaries, args.concurrency, args.batch_rows, paired)
     over_grpc = {
@@ -245,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "started_at": started.isoformat(),
         "finished_at": datetime.now(UTC).isoformat(),
         "elapsed_s": round(time.monotonic() - clock, 1),
-        "arguments": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "arguments": arguments_record(args),
         "machine": machine,
         "pinning": {"server_cpu": pinning.server_cpu, "client_cpu": pinning.client_cpu},
         "bundle": bundle,

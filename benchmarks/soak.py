@@ -36,7 +36,7 @@ from benchmarks.process import (
     running,
     stop_on_signals,
 )
-from benchmarks.report import finish_record
+from benchmarks.report import arguments_record, finish_record
 from benchmarks.wrk import WrkFailed, run_summary, wrk_argv
 
 logger = logging.getLogger("benchmarks.soak")
@@ -396,7 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     clock = time.monotonic()
     record: dict[str, Any] = {
         "started_at": started.isoformat(),
-        "arguments": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "arguments": arguments_record(args),
         "machine": describe_machine(REPO),
         "limits": {"max_rss_growth_pct": MAX_GROWTH_PCT, "request_timeout_s": REQUEST_TIMEOUT_S},
     }

@@ -36,7 +36,7 @@ import psutil
 from benchmarks.machine import describe_machine
 from benchmarks.options import CannotRun, add_run_files, positive_int, run_files
 from benchmarks.process import stop_on_signals
-from benchmarks.report import finish_record
+from benchmarks.report import arguments_record, finish_record
 
 logger = logging.getLogger("benchmarks.streaming")
 
@@ -691,7 +691,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     clock = time.monotonic()
     record: dict[str, Any] = {
         "started_at": started.isoformat(),
-        "arguments": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "arguments": arguments_record(args),
         "training_extra_arguments": extra,
         "machine": describe_machine(REPO),
         "limits": {"poll_s": POLL_S, "chunk_rows": CHUNK_ROWS},

@@ -44,7 +44,7 @@ import psutil
 from benchmarks.machine import describe_machine
 from benchmarks.options import CannotRun, add_run_files, positive_int
 from benchmarks.process import stop_on_signals
-from benchmarks.report import recorded_run
+from benchmarks.report import arguments_record, recorded_run
 from benchmarks.streaming import logged_rate, tree_rss
 
 logger = logging.getLogger("benchmarks.training")
@@ -976,6 +976,20 @@ def status_of(results: dict[str, dict[str, Any]], found: list[Target]) -> int:
     return 1 if any(t.verdict == "FAIL" for t in found) else 0
 
 
+def training_run_record(
+    args: argparse.Namespace, extra: list[str], started: datetime, limits: dict[str, Any]
+) -> dict[str, Any]:
+    """The head of a training benchmark's record: when, the arguments (and those passed on to
+    `python -m training`), the machine with the contenders' package versions, and `limits`."""
+    return {
+        "started_at": started.isoformat(),
+        "arguments": arguments_record(args),
+        "training_extra_arguments": extra,
+        "machine": {**describe_machine(REPO), "more_packages": extra_versions()},
+        "limits": limits,
+    }
+
+
 def extra_versions() -> dict[str, str | None]:
     """Versions of the packages the contenders lean on beyond `describe_machine`'s."""
     versions: dict[str, str | None] = {}
@@ -1021,13 +1035,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parse_args(argv)
     started = datetime.now(UTC)
     clock = time.monotonic()
-    record: dict[str, Any] = {
-        "started_at": started.isoformat(),
-        "arguments": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "training_extra_arguments": extra,
-        "machine": {**describe_machine(REPO), "more_packages": extra_versions()},
-        "limits": {"poll_s": POLL_S, "timeout_s": args.timeout, "chunk_rows": CHUNK_ROWS},
-    }
+    limits = {"poll_s": POLL_S, "timeout_s": args.timeout, "chunk_rows": CHUNK_ROWS}
+    record = training_run_record(args, extra, started, limits)
     return recorded_run(
         args,
         record,

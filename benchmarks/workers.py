@@ -41,7 +41,7 @@ from benchmarks.process import (
     running,
     stop_on_signals,
 )
-from benchmarks.report import finish_record
+from benchmarks.report import arguments_record, finish_record
 from benchmarks.wrk import Load, WrkFailed, run_wrk
 
 logger = logging.getLogger("benchmarks.workers")
@@ -328,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         configs.append(("service-litert-pinned", 1, Pinning(cpus[0], cpus[1])))
     record: dict[str, Any] = {
         "started_at": started.isoformat(),
-        "arguments": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "arguments": arguments_record(args),
         "machine": describe_machine(REPO),
         "cpus": cpus,
         "sharing": "unpinned: the server's processes and wrk on every CPU listed",
