@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.catalog import DEFAULTS, LITERT_PAYLOAD, LITERT_SHADOW, NOOP, PAYLOAD_LOG_ENV
+from benchmarks.cost import CostMeter
 from benchmarks.measure import check_answers, payload_log_state
 from benchmarks.process import HOST, Pinning, ServerFailed, ServerProcess, ServerSpec, running
 from benchmarks.wrk import Load, WrkFailed, run_wrk
@@ -93,12 +94,12 @@ def _measure(
 
     def window(server: ServerProcess, seconds: int) -> dict[str, Any]:
         url = f"http://{HOST}:{server.port}/predict"
-        cpu = server.cpu_seconds()
+        meter = CostMeter(server, None)  # the process's CPU only: no /metrics reads mid-cycle
+        before = meter.before()
         result = run_wrk(url, Load(plan.connections, seconds, plan.body, 1), client)
-        cpu = server.cpu_seconds() - cpu
+        cost = meter.after(before, result)
         server.wait_idle()  # what it left in flight is not the next server's to pay for
-        per_1000 = 1000 * cpu / result.requests if result.requests else None
-        return {**result.to_json(), "cpu_s_per_1000": per_1000}
+        return {**result.to_json(), "cpu_s_per_1000": cost.os_per_1000}
 
     for server in servers:
         window(server, plan.warmup_seconds)

@@ -146,10 +146,10 @@ class Inference:
 
     async def predict_matrix(self, matrix: np.ndarray) -> Decoded:
         """Rows as one number matrix, columns in the bundle's feature order, NaN or infinity
-        for missing: binary tensors go straight to the transform, with no row objects made
-        (unless the payload log or a shadow wants the rows)."""
+        for missing: binary tensors go straight to the transform, with no row objects made,
+        unless the request joins a `TurnBatcher`'s batch (as rows) or the payload log or a
+        shadow wants the rows."""
         features = self.predictor.features
-        columns = {f: matrix[:, j] for j, f in enumerate(features)}
 
         def rows() -> Rows:
             table = matrix.tolist()
@@ -157,7 +157,10 @@ class Inference:
                 table[i][j] = None
             return [dict(zip(features, row, strict=True)) for row in table]
 
-        encode = functools.partial(self.predictor.encode_columns, columns)
+        def encode() -> Encoded:
+            columns = {f: matrix[:, j] for j, f in enumerate(features)}
+            return self.predictor.encode_columns(columns)
+
         return await self._predict(len(matrix), encode, rows)
 
     async def _predict(
